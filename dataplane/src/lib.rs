@@ -1,0 +1,3 @@
+//! The data plane: a reverse proxy for container traffic.
+
+pub mod cli;

@@ -1,0 +1,3 @@
+//! The proxy-wasm host that runs tenants' hooks.
+
+pub mod cli;
