@@ -146,6 +146,7 @@ async fn busybox_container_full_lifecycle_leaves_nothing_behind() {
         rt.delete(id).await.unwrap();
         assert_nothing_left(
             &host,
+            rt,
             &info,
             &stats.network.host_interface,
             &stats.network.netns,

@@ -115,7 +115,13 @@ pub async fn wait_http(ip: Ipv4Addr, path: &str) -> String {
 }
 
 /// Every host resource of a deleted container is gone.
-pub async fn assert_nothing_left(host: &TestHost, info: &ContainerInfo, veth: &str, netns: &str) {
+pub async fn assert_nothing_left(
+    host: &TestHost,
+    runtime: &RuncRuntime,
+    info: &ContainerInfo,
+    veth: &str,
+    netns: &str,
+) {
     let id = &info.id;
     assert!(
         !host.runtime.runc_root().join(id).exists(),
@@ -142,7 +148,7 @@ pub async fn assert_nothing_left(host: &TestHost, info: &ContainerInfo, veth: &s
         "netns {netns} of {id} left"
     );
     assert_eq!(
-        host.runtime.address_holder(info.address),
+        runtime.address_holder(info.address),
         None,
         "address of {id} still leased"
     );
