@@ -1,10 +1,194 @@
-//! `hoody-api dataplane`.
+//! `hoody-api dataplane`: a standalone data-plane node.
+//!
+//! Today it serves a static routes file (see docs/dataplane.md) and reloads
+//! it on SIGHUP or when the file changes; a bad file is rejected with a
+//! message and the running routes stay. `--control`/`--token` (a node fed
+//! by a remote control plane) arrive with issue 5.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct DataplaneArgs {}
+use crate::config::{AccessLog, RoutesFile, Settings};
+use crate::DataPlane;
 
-pub fn run(_args: DataplaneArgs) -> anyhow::Result<()> {
-    anyhow::bail!("dataplane is not wired yet")
+#[derive(Args, Debug)]
+pub struct DataplaneArgs {
+    /// JSON routes file to serve; reloaded on SIGHUP and when it changes.
+    #[arg(long, env = "HOODY_ROUTES")]
+    pub routes: Option<PathBuf>,
+    /// Proxy listen address.
+    #[arg(long, env = "HOODY_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "HOODY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, env = "HOODY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Access log: `off`, `stdout`, or a file path.
+    #[arg(long, env = "HOODY_ACCESS_LOG", default_value = "stdout")]
+    pub access_log: String,
+    /// Node name used in derived hostnames.
+    #[arg(long, env = "HOODY_NODE", default_value = "local")]
+    pub node: String,
+    /// Base domain used in derived hostnames.
+    #[arg(long, env = "HOODY_BASE_DOMAIN", default_value = "localhost")]
+    pub base_domain: String,
+    /// How often the routes file is checked for changes, in milliseconds.
+    #[arg(long, env = "HOODY_ROUTES_POLL_MS", default_value_t = 1000)]
+    pub routes_poll_ms: u64,
+    /// Time a client has to send a complete request head, in milliseconds.
+    #[arg(long, env = "HOODY_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Grace period for in-flight requests at shutdown, in milliseconds.
+    #[arg(long, env = "HOODY_DRAIN_MS", default_value_t = 30_000)]
+    pub drain_ms: u64,
+}
+
+pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let routes = args
+        .routes
+        .clone()
+        .context("--routes FILE is required (a control-plane feed is not available yet)")?;
+    let mut settings = Settings {
+        node: args.node.clone(),
+        base_domain: args.base_domain.clone(),
+        workers: args.workers,
+        access_log: parse_access_log(&args.access_log),
+        ..Settings::default()
+    };
+    settings.timeouts.drain_ms = args.drain_ms;
+    settings.timeouts.header_read_ms = args.header_timeout_ms;
+    let dp = DataPlane::new(settings);
+    let snapshot = load_routes(&routes)?;
+    dp.replace_all(&snapshot)
+        .with_context(|| format!("routes file {}", routes.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = dp
+            .bind(args.listen)
+            .with_context(|| format!("binding {}", args.listen))?;
+        tracing::info!(addr = %listener.local_addr(), routes = dp.routes().len(), "data plane listening");
+        tokio::spawn(reload_loop(dp.clone(), routes, Duration::from_millis(args.routes_poll_ms)));
+        if let Some(addr) = args.metrics_listen {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            tokio::spawn(serve_metrics(dp.clone(), l));
+        }
+        dp.serve(vec![listener], shutdown_signal()).await?;
+        tracing::info!("data plane stopped");
+        Ok(())
+    })
+}
+
+fn parse_access_log(s: &str) -> AccessLog {
+    match s {
+        "off" | "" => AccessLog::Off,
+        "stdout" | "-" => AccessLog::Stdout,
+        path => AccessLog::File(PathBuf::from(path)),
+    }
+}
+
+/// Reads and parses a routes file into a snapshot.
+pub fn load_routes(path: &Path) -> anyhow::Result<crate::config::Snapshot> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: RoutesFile =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(file.into_snapshot())
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Reloads on SIGHUP and when the file's mtime or size changes (polling:
+/// works on every filesystem and survives editors that replace the file).
+async fn reload_loop(dp: DataPlane, path: PathBuf, poll: Duration) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(err) => {
+            tracing::warn!(%err, "SIGHUP reload unavailable");
+            None
+        }
+    };
+    let mut last = modified(&path);
+    let mut tick = tokio::time::interval(poll.max(Duration::from_millis(50)));
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = modified(&path);
+        if !forced && now == last {
+            continue;
+        }
+        last = now;
+        match load_routes(&path).and_then(|s| dp.replace_all(&s).map_err(anyhow::Error::from)) {
+            Ok(version) => tracing::info!(version, routes = dp.routes().len(), "routes reloaded"),
+            Err(err) => {
+                tracing::error!("routes reload rejected, keeping the previous routes: {err:#}")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down, draining in-flight requests");
+}
+
+/// A minimal `/metrics` endpoint for standalone nodes.
+async fn serve_metrics(dp: DataPlane, listener: tokio::net::TcpListener) {
+    use http_body_util::Full;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let dp = dp.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let dp = dp.clone();
+                    async move {
+                        let (status, body) = if req.uri().path() == "/metrics" {
+                            (http::StatusCode::OK, dp.render_metrics())
+                        } else {
+                            (http::StatusCode::NOT_FOUND, String::new())
+                        };
+                        let mut resp = http::Response::new(Full::new(bytes::Bytes::from(body)));
+                        *resp.status_mut() = status;
+                        resp.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }

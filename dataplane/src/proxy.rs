@@ -1,0 +1,699 @@
+//! The life of a proxied request, phase by phase, in one place:
+//!
+//! 1. `check_request`  — framing and Host sanity (400 before anything else)
+//! 2. route            — host → `Arc<Route>` (404 / 503)
+//! 3. `gate`           — firewall → enable_proxy → authn → authz
+//! 4. `rewrite_path`   — alias `target_path` / `allow_path_override`
+//! 5. `upstream_request` — hop-by-hop headers out, forwarding headers in
+//! 6. `forward`        — pooled connection, one retry when a stale pooled
+//!    connection refused the request, 502/504 on failure
+//! 7. `upstream_response` — hop-by-hop headers out, streamed body, upgrades
+//! 8. `finish`         — metrics and access log
+//!
+//! Errors are static JSON bodies in the API's error shape: nothing on this
+//! path formats strings unless a header must be combined with a client value.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::access_log::{AccessLogger, Entry};
+use crate::config::Timeouts;
+use crate::gate::{Decision, RequestFacts};
+use crate::metrics::{UpstreamError, WorkerMetrics};
+use crate::router::{PathRule, Route, RouteTable};
+use crate::upstream::{Pool, Return, UpstreamBody};
+
+/// Per-worker state shared by all its connections.
+pub struct Worker {
+    pub table: Arc<RouteTable>,
+    pub pool: Rc<Pool>,
+    pub metrics: Arc<WorkerMetrics>,
+    pub log: AccessLogger,
+    pub timeouts: Timeouts,
+}
+
+/// Per-connection state: the client address and header values derived from
+/// it, computed once per connection instead of once per request.
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    xff: HeaderValue,
+    forwarded: RefCell<Option<(Arc<Route>, HeaderValue)>>,
+}
+
+impl ConnInfo {
+    pub fn new(client: SocketAddr) -> Self {
+        let ip = client.ip().to_canonical();
+        let xff = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            client,
+            xff,
+            forwarded: RefCell::new(None),
+        }
+    }
+
+    /// `Forwarded: for=..;host=..;proto=http`, cached for the last route
+    /// this connection used (keep-alive clients mostly hit one host).
+    fn forwarded(&self, route: &Arc<Route>) -> HeaderValue {
+        if let Some((r, v)) = &*self.forwarded.borrow() {
+            if Arc::ptr_eq(r, route) {
+                return v.clone();
+            }
+        }
+        let ip = self.client.ip().to_canonical();
+        let host = route.host_header.to_str().unwrap_or("");
+        let text = if ip.is_ipv6() {
+            format!("for=\"[{ip}]\";host={host};proto=http")
+        } else {
+            format!("for={ip};host={host};proto=http")
+        };
+        let value = HeaderValue::from_str(&text)
+            .unwrap_or_else(|_| HeaderValue::from_static("for=unknown"));
+        *self.forwarded.borrow_mut() = Some((route.clone(), value.clone()));
+        value
+    }
+}
+
+/// The service error that makes hyper close the connection without a
+/// response (firewall `drop`).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by firewall")]
+pub struct Dropped;
+
+/// The response body: streamed from upstream, or a local JSON answer.
+pub enum ProxyBody {
+    Upstream(UpstreamBody),
+    Local(Option<Bytes>),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Local(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream(b) => b.is_end_stream(),
+            ProxyBody::Local(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream(b) => b.size_hint(),
+            ProxyBody::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// A local answer with a static JSON body.
+struct Local {
+    status: StatusCode,
+    body: &'static [u8],
+    /// Close the connection after answering (framing may be unsafe).
+    close: bool,
+    basic: bool,
+    error: &'static str,
+}
+
+macro_rules! err_body {
+    ($status:literal, $code:literal, $msg:literal) => {
+        concat!(
+            "{\"statusCode\":",
+            $status,
+            ",\"message\":\"",
+            $msg,
+            "\",\"code\":\"",
+            $code,
+            "\"}"
+        )
+        .as_bytes()
+    };
+}
+
+const fn local(status: StatusCode, body: &'static [u8], error: &'static str) -> Local {
+    Local {
+        status,
+        body,
+        close: false,
+        basic: false,
+        error,
+    }
+}
+
+const BAD_REQUEST_FRAMING: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::BAD_REQUEST,
+        err_body!(
+            "400",
+            "BAD_REQUEST",
+            "Conflicting or invalid message framing"
+        ),
+        "framing",
+    )
+};
+const BAD_REQUEST_HOST: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::BAD_REQUEST,
+        err_body!(
+            "400",
+            "BAD_REQUEST",
+            "Missing, duplicate or conflicting Host"
+        ),
+        "host",
+    )
+};
+const NO_ROUTE: Local = local(
+    StatusCode::NOT_FOUND,
+    err_body!(
+        "404",
+        "ROUTE_NOT_FOUND",
+        "No container is served at this host"
+    ),
+    "no route",
+);
+const PATH_NOT_ALLOWED: Local = local(
+    StatusCode::NOT_FOUND,
+    err_body!(
+        "404",
+        "PATH_NOT_ALLOWED",
+        "This alias only serves its target path"
+    ),
+    "alias path",
+);
+const NOT_RUNNING: Local = local(
+    StatusCode::SERVICE_UNAVAILABLE,
+    err_body!(
+        "503",
+        "SERVICE_UNAVAILABLE",
+        "The container service is not running"
+    ),
+    "not running",
+);
+const PROXY_DISABLED: Local = local(
+    StatusCode::SERVICE_UNAVAILABLE,
+    err_body!(
+        "503",
+        "PROXY_DISABLED",
+        "The proxy is disabled for this container"
+    ),
+    "proxy disabled",
+);
+const UNAUTHORIZED: Local = local(
+    StatusCode::UNAUTHORIZED,
+    err_body!("401", "UNAUTHORIZED", "Credentials are required"),
+    "unauthorized",
+);
+const FORBIDDEN: Local = local(
+    StatusCode::FORBIDDEN,
+    err_body!("403", "FORBIDDEN", "Access denied"),
+    "forbidden",
+);
+const FIREWALL: Local = local(
+    StatusCode::FORBIDDEN,
+    err_body!(
+        "403",
+        "FIREWALL_REJECTED",
+        "Rejected by the ingress firewall"
+    ),
+    "firewall",
+);
+const BAD_GATEWAY: Local = local(
+    StatusCode::BAD_GATEWAY,
+    err_body!("502", "BAD_GATEWAY", "The upstream could not be reached"),
+    "upstream unreachable",
+);
+const GATEWAY_TIMEOUT: Local = local(
+    StatusCode::GATEWAY_TIMEOUT,
+    err_body!(
+        "504",
+        "GATEWAY_TIMEOUT",
+        "The upstream did not answer in time"
+    ),
+    "upstream timeout",
+);
+
+/// What the log and metrics need about a request.
+#[derive(Default)]
+struct Outcome {
+    route: Option<Arc<Route>>,
+    error: Option<&'static str>,
+}
+
+/// Entry point: one request on a worker.
+pub async fn handle(
+    w: Rc<Worker>,
+    conn: Rc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Dropped> {
+    let start = Instant::now();
+    let logged = w.log.enabled().then(|| {
+        (
+            req.method().clone(),
+            req.uri().clone(),
+            req.version(),
+            req.headers().get(header::HOST).cloned(),
+        )
+    });
+    let mut outcome = Outcome::default();
+    let result = proxy(&w, &conn, req, &mut outcome).await;
+    let status = result.as_ref().map_or(0, |r| r.status().as_u16());
+    finish(&w, &conn, &outcome, status, start, logged);
+    result
+}
+
+async fn proxy(
+    w: &Rc<Worker>,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Result<Response<ProxyBody>, Dropped> {
+    // 1. framing and Host
+    if let Err(l) = check_request(&req) {
+        return Ok(answer(l, outcome));
+    }
+    // 2. route
+    let route = match request_host(&req).map(|h| w.table.lookup(h)) {
+        Ok(Some(route)) => route,
+        Ok(None) => return Ok(answer_after_body(NO_ROUTE, &req, outcome)),
+        Err(l) => return Ok(answer(l, outcome)),
+    };
+    outcome.route = Some(route.clone());
+    if route.kind == crate::router::RouteKind::Alias && !alias_active(&route) {
+        return Ok(answer_after_body(NO_ROUTE, &req, outcome));
+    }
+    // 3. gate
+    if !route.gate.is_open() {
+        if let Some(l) = gate(&route, conn, &req)? {
+            return Ok(answer_after_body(l, &req, outcome));
+        }
+    }
+    let Some(addr) = route.upstream.as_ref().map(|u| u.addr) else {
+        return Ok(answer_after_body(NOT_RUNNING, &req, outcome));
+    };
+    // 4. alias path
+    if let Some(rule) = &route.path {
+        if let Err(l) = rewrite_path(&mut req, rule) {
+            return Ok(answer_after_body(l, &req, outcome));
+        }
+    }
+    // 5. upstream request
+    let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    upstream_request(&mut req, conn, &route, client_upgrade.is_some());
+    // 6. forward
+    let idempotent = is_idempotent(req.method()) && req.body().is_end_stream();
+    let (resp, sender) = match forward(w, addr, req, idempotent).await {
+        Ok(ok) => ok,
+        Err(l) => return Ok(answer(l, outcome)),
+    };
+    // 7. response
+    Ok(upstream_response(w, addr, resp, sender, client_upgrade))
+}
+
+/// Phase 1: refuse requests whose framing a downstream server could read
+/// differently (request smuggling).
+fn check_request(req: &Request<Incoming>) -> Result<(), Local> {
+    let h = req.headers();
+    if req.version() <= Version::HTTP_11
+        && h.contains_key(header::TRANSFER_ENCODING)
+        && h.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(BAD_REQUEST_FRAMING);
+    }
+    Ok(())
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the single
+/// `Host` header; both present must agree.
+fn request_host(req: &Request<Incoming>) -> Result<&str, Local> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BAD_REQUEST_HOST);
+    }
+    let host = host
+        .map(|h| h.to_str().map_err(|_| BAD_REQUEST_HOST))
+        .transpose()?;
+    match (req.uri().authority(), host) {
+        (Some(a), Some(h)) if !a.as_str().eq_ignore_ascii_case(h) => Err(BAD_REQUEST_HOST),
+        (Some(a), _) => Ok(a.as_str()),
+        (None, Some(h)) if !h.is_empty() => Ok(h),
+        _ => Err(BAD_REQUEST_HOST),
+    }
+}
+
+fn alias_active(route: &Route) -> bool {
+    route.enabled
+        && route.expires_at.is_none_or(|t| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(true, |now| (now.as_secs() as i64) < t)
+        })
+}
+
+/// Phase 3.
+fn gate(route: &Route, conn: &ConnInfo, req: &Request<Incoming>) -> Result<Option<Local>, Dropped> {
+    let facts = RequestFacts {
+        client: conn.client,
+        headers: req.headers(),
+        query: req.uri().query(),
+    };
+    Ok(
+        match route.gate.decide(&facts, &route.program, route.port) {
+            Decision::Allow => None,
+            Decision::Unauthorized { basic } => Some(Local {
+                basic,
+                ..UNAUTHORIZED
+            }),
+            Decision::Forbidden => Some(FORBIDDEN),
+            Decision::Disabled => Some(PROXY_DISABLED),
+            Decision::FirewallReject => Some(FIREWALL),
+            Decision::FirewallDrop => return Err(Dropped),
+        },
+    )
+}
+
+/// Phase 4: `/x` → `{target_path}/x`; without override only `/` and the
+/// target path itself are served.
+fn rewrite_path(req: &mut Request<Incoming>, rule: &PathRule) -> Result<(), Local> {
+    let path = req.uri().path();
+    if !rule.allow_override && path != "/" && path != rule.prefix {
+        return Err(PATH_NOT_ALLOWED);
+    }
+    if rule.prefix.is_empty() {
+        return Ok(());
+    }
+    let new_path = if path == "/" || path == rule.prefix {
+        rule.prefix.clone()
+    } else if path.starts_with(&rule.prefix)
+        && path.as_bytes().get(rule.prefix.len()) == Some(&b'/')
+    {
+        path.to_string()
+    } else {
+        format!("{}{}", rule.prefix, path)
+    };
+    let pq = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    *req.uri_mut() = Uri::try_from(pq).map_err(|_| PATH_NOT_ALLOWED)?;
+    Ok(())
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones.
+const HOP_HEADERS: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+];
+
+fn strip_hop_headers(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for h in &HOP_HEADERS {
+        headers.remove(h);
+    }
+    headers.remove("proxy-connection");
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Phase 5: an origin-form HTTP/1.1 request with forwarding headers.
+fn upstream_request(
+    req: &mut Request<Incoming>,
+    conn: &ConnInfo,
+    route: &Arc<Route>,
+    upgrade: bool,
+) {
+    let upgrade_value = if upgrade {
+        req.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_headers(headers);
+    if let Some(up) = upgrade_value {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, up);
+    }
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, route.host_header.clone());
+    }
+    match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            let combined = format!("{prev}, {}", conn.xff.to_str().unwrap_or(""));
+            if let Ok(v) = HeaderValue::from_str(&combined) {
+                headers.insert(X_FORWARDED_FOR, v);
+            }
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR, conn.xff.clone());
+        }
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_HOST, route.host_header.clone());
+    headers.insert(FORWARDED, conn.forwarded(route));
+}
+
+/// Phase 6: send on a pooled connection; when the pooled connection was
+/// already closing and hyper handed the request back unsent, or an
+/// idempotent bodiless request saw the connection close, retry once on a
+/// fresh connection.
+async fn forward(
+    w: &Worker,
+    addr: SocketAddr,
+    req: Request<Incoming>,
+    idempotent: bool,
+) -> Result<
+    (
+        Response<Incoming>,
+        hyper::client::conn::http1::SendRequest<Incoming>,
+    ),
+    Local,
+> {
+    let mut conn = w.pool.checkout(addr).await.map_err(|err| {
+        tracing::debug!(%err, "upstream connect failed");
+        connect_error(&err)
+    })?;
+    let deadline = w.timeouts.upstream_response_header();
+    let first = tokio::time::timeout(deadline, conn.sender.try_send_request(req)).await;
+    let retry = match first {
+        Ok(Ok(resp)) => return Ok((resp, conn.sender)),
+        Err(_) => {
+            w.metrics.upstream_error(UpstreamError::Timeout);
+            return Err(GATEWAY_TIMEOUT);
+        }
+        Ok(Err(mut e)) => match e.take_message() {
+            Some(req) if conn.reused && idempotent => req,
+            _ => {
+                w.metrics.upstream_error(UpstreamError::Protocol);
+                tracing::debug!(err = %e.into_error(), "upstream request failed");
+                return Err(BAD_GATEWAY);
+            }
+        },
+    };
+    let mut sender = w.pool.connect(addr).await.map_err(|e| connect_error(&e))?;
+    match tokio::time::timeout(deadline, sender.send_request(retry)).await {
+        Ok(Ok(resp)) => Ok((resp, sender)),
+        Ok(Err(err)) => {
+            w.metrics.upstream_error(UpstreamError::Protocol);
+            tracing::debug!(%err, "upstream retry failed");
+            Err(BAD_GATEWAY)
+        }
+        Err(_) => {
+            w.metrics.upstream_error(UpstreamError::Timeout);
+            Err(GATEWAY_TIMEOUT)
+        }
+    }
+}
+
+fn connect_error(err: &crate::upstream::ConnectError) -> Local {
+    match err {
+        crate::upstream::ConnectError::Timeout(_) => GATEWAY_TIMEOUT,
+        _ => BAD_GATEWAY,
+    }
+}
+
+/// Phase 7: stream the response back; a 101 splices both connections.
+fn upstream_response(
+    w: &Rc<Worker>,
+    addr: SocketAddr,
+    mut resp: Response<Incoming>,
+    sender: hyper::client::conn::http1::SendRequest<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            let server = hyper::upgrade::on(&mut resp);
+            tokio::task::spawn_local(tunnel(client, server));
+        }
+        let (parts, body) = resp.into_parts();
+        return Response::from_parts(parts, ProxyBody::Upstream(UpstreamBody::new(body, None)));
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_headers(&mut parts.headers);
+    let ret = Return {
+        pool: w.pool.clone(),
+        addr,
+        sender,
+    };
+    Response::from_parts(
+        parts,
+        ProxyBody::Upstream(UpstreamBody::new(body, Some(ret))),
+    )
+}
+
+/// Copies bytes both ways between an upgraded client and upstream.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade) {
+    let (client, server) = match tokio::join!(client, server) {
+        (Ok(c), Ok(s)) => (c, s),
+        _ => return,
+    };
+    let mut client = TokioIo::new(client);
+    let mut server = TokioIo::new(server);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        tracing::debug!(%err, "tunnel closed");
+    }
+}
+
+fn answer(l: Local, outcome: &mut Outcome) -> Response<ProxyBody> {
+    outcome.error = Some(l.error);
+    let mut resp = Response::new(ProxyBody::Local(Some(Bytes::from_static(l.body))));
+    *resp.status_mut() = l.status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if l.basic {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"hoody\", charset=\"UTF-8\""),
+        );
+    }
+    if l.close {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// An early answer while the request body may still be unread: on HTTP/1
+/// the connection is closed so unread body bytes can never be parsed as the
+/// next request.
+fn answer_after_body(
+    l: Local,
+    req: &Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Response<ProxyBody> {
+    let close = req.version() <= Version::HTTP_11 && !req.body().is_end_stream();
+    answer(
+        Local {
+            close: l.close || close,
+            ..l
+        },
+        outcome,
+    )
+}
+
+/// Phase 8.
+fn finish(
+    w: &Worker,
+    conn: &ConnInfo,
+    outcome: &Outcome,
+    status: u16,
+    start: Instant,
+    logged: Option<(Method, Uri, Version, Option<HeaderValue>)>,
+) {
+    let elapsed = start.elapsed();
+    let kind = outcome.route.as_ref().map(|r| r.kind);
+    w.metrics
+        .request(kind, if status == 0 { 499 } else { status }, elapsed);
+    let Some((method, uri, version, host)) = logged else {
+        return;
+    };
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| host.as_ref().and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    w.log.log(&Entry {
+        client: conn.client,
+        method: method.as_str(),
+        host,
+        path: uri.path_and_query().map_or("/", |p| p.as_str()),
+        version,
+        status,
+        route_kind: kind.map_or("none", |k| k.as_str()),
+        unit: outcome.route.as_ref().map_or("", |r| &r.unit),
+        duration: elapsed,
+        error: outcome.error,
+    });
+}

@@ -1,0 +1,608 @@
+//! The route table: host → `Arc<Route>`, plus the bookkeeping that lets a
+//! delta replace one unit's hostnames as a single step.
+//!
+//! Lookups are lock-free in practice: `DashMap` shards by host hash, readers
+//! take a shard read lock for a hash probe and an `Arc` clone, and a request
+//! keeps its `Arc<Route>` for its whole life, so a concurrent swap never
+//! changes the route of a request in flight. Writers are serialised by one
+//! mutex; a unit is compiled completely (keys parsed, upstreams resolved)
+//! before anything is published, so a bad unit changes nothing.
+//!
+//! Must never block readers on compilation or I/O.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use http::HeaderValue;
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+
+use crate::config::{Alias, ContainerUnit, Delta, Settings, Snapshot};
+use crate::gate::{AccessGate, GateError};
+
+/// Why a delta was rejected. The table is unchanged when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unit `{unit}`: {source}")]
+    Gate { unit: String, source: GateError },
+    #[error("unit `{unit}`: bad upstream `{upstream}`: {reason}")]
+    Upstream {
+        unit: String,
+        upstream: String,
+        reason: String,
+    },
+    #[error("unit `{unit}`: bad host `{host}`")]
+    Host { unit: String, host: String },
+    #[error("unit `{unit}`: host `{host}` already belongs to unit `{owner}`")]
+    HostTaken {
+        unit: String,
+        host: String,
+        owner: String,
+    },
+    #[error("unit `{unit}`: {reason}")]
+    Unit { unit: String, reason: String },
+}
+
+/// What kind of hostname matched, for metrics and path handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Service,
+    Alias,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Service => "service",
+            RouteKind::Alias => "alias",
+        }
+    }
+}
+
+/// A resolved upstream origin with its precomputed `Host` value.
+#[derive(Debug)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub authority: HeaderValue,
+}
+
+/// Alias path handling (`target_path`, `allow_path_override`).
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    /// Without trailing slash; empty means "no prefix".
+    pub prefix: String,
+    pub allow_override: bool,
+}
+
+/// Everything a request needs once its host matched.
+pub struct Route {
+    pub unit: Arc<str>,
+    pub kind: RouteKind,
+    pub program: Arc<str>,
+    pub port: u32,
+    /// `None`: the program is not running (503).
+    pub upstream: Option<Arc<Upstream>>,
+    pub gate: Arc<AccessGate>,
+    pub path: Option<PathRule>,
+    /// Unix seconds after which an alias stops answering.
+    pub expires_at: Option<i64>,
+    pub enabled: bool,
+    /// The host, as the `X-Forwarded-Host` value.
+    pub host_header: HeaderValue,
+}
+
+/// A unit compiled into its hostnames and their routes.
+pub type CompiledUnit = Vec<(Box<str>, Arc<Route>)>;
+
+struct UnitEntry {
+    hosts: Vec<Box<str>>,
+}
+
+/// host → route, swapped per unit.
+pub struct RouteTable {
+    routes: DashMap<Box<str>, Arc<Route>, FxBuildHasher>,
+    units: Mutex<FxHashMap<String, UnitEntry>>,
+    version: AtomicU64,
+    node: String,
+    base_domain: String,
+}
+
+impl RouteTable {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            routes: DashMap::with_hasher(FxBuildHasher),
+            units: Mutex::new(FxHashMap::default()),
+            version: AtomicU64::new(0),
+            node: settings.node.to_ascii_lowercase(),
+            base_domain: settings.base_domain.to_ascii_lowercase(),
+        }
+    }
+
+    /// Finds the route for a `Host` / `:authority` value (port and trailing
+    /// dot ignored, case-insensitive). Allocation-free for lowercase hosts.
+    pub fn lookup(&self, host: &str) -> Option<Arc<Route>> {
+        let host = strip_port(host);
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            let lower = host.to_ascii_lowercase();
+            return self
+                .routes
+                .get(lower.as_str())
+                .map(|r| Arc::clone(r.value()));
+        }
+        self.routes.get(host).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Number of applied changes since start.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Number of hostnames currently routed.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Applies one delta; on error nothing changed.
+    pub fn apply(&self, delta: &Delta) -> Result<u64, ConfigError> {
+        let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
+        match delta {
+            Delta::Upsert { unit } => {
+                let compiled = self.compile_unit(unit)?;
+                self.check_ownership(&units, &unit.id, &compiled)?;
+                self.publish(&mut units, &unit.id, compiled);
+            }
+            Delta::Remove { id } => {
+                if let Some(old) = units.remove(id) {
+                    for host in old.hosts {
+                        self.routes.remove(&host);
+                    }
+                }
+            }
+        }
+        Ok(self.version.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Replaces everything. The snapshot is compiled completely first, so a
+    /// bad snapshot leaves the running routes untouched.
+    pub fn replace_all(&self, snapshot: &Snapshot) -> Result<u64, ConfigError> {
+        let mut compiled = Vec::with_capacity(snapshot.units.len());
+        let mut seen: FxHashMap<Box<str>, &str> = FxHashMap::default();
+        let mut ids: FxHashSet<&str> = FxHashSet::default();
+        for unit in &snapshot.units {
+            if !ids.insert(unit.id.as_str()) {
+                return Err(ConfigError::Unit {
+                    unit: unit.id.clone(),
+                    reason: "duplicate unit id".into(),
+                });
+            }
+            let routes = self.compile_unit(unit)?;
+            for (host, _) in &routes {
+                if let Some(owner) = seen.insert(host.clone(), &unit.id) {
+                    return Err(ConfigError::HostTaken {
+                        unit: unit.id.clone(),
+                        host: host.to_string(),
+                        owner: owner.to_string(),
+                    });
+                }
+            }
+            compiled.push((unit.id.clone(), routes));
+        }
+        let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
+        let keep: FxHashSet<&str> = compiled.iter().map(|(id, _)| id.as_str()).collect();
+        let stale: Vec<String> = units
+            .keys()
+            .filter(|id| !keep.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in stale {
+            if let Some(old) = units.remove(&id) {
+                for host in old.hosts {
+                    self.routes.remove(&host);
+                }
+            }
+        }
+        for (id, routes) in compiled {
+            self.publish(&mut units, &id, routes);
+        }
+        Ok(self.version.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    fn check_ownership(
+        &self,
+        units: &FxHashMap<String, UnitEntry>,
+        id: &str,
+        compiled: &[(Box<str>, Arc<Route>)],
+    ) -> Result<(), ConfigError> {
+        for (host, _) in compiled {
+            if let Some(existing) = self.routes.get(host) {
+                let owner = &existing.value().unit;
+                if owner.as_ref() != id && units.contains_key(owner.as_ref()) {
+                    return Err(ConfigError::HostTaken {
+                        unit: id.to_string(),
+                        host: host.to_string(),
+                        owner: owner.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts the new hosts first (each insert is one atomic swap), then
+    /// removes hosts the unit no longer has.
+    fn publish(
+        &self,
+        units: &mut FxHashMap<String, UnitEntry>,
+        id: &str,
+        compiled: CompiledUnit,
+    ) {
+        let hosts: Vec<Box<str>> = compiled.iter().map(|(h, _)| h.clone()).collect();
+        for (host, route) in compiled {
+            self.routes.insert(host, route);
+        }
+        let old = units.insert(id.to_string(), UnitEntry { hosts });
+        if let (Some(old), Some(new)) = (old, units.get(id)) {
+            let current: FxHashSet<&str> = new.hosts.iter().map(|h| h.as_ref()).collect();
+            for host in old.hosts.iter().filter(|h| !current.contains(h.as_ref())) {
+                self.routes.remove(host);
+            }
+        }
+    }
+
+    /// Compiles a unit into its (host, route) pairs without touching the table.
+    pub fn compile_unit(
+        &self,
+        unit: &ContainerUnit,
+    ) -> Result<CompiledUnit, ConfigError> {
+        if unit.id.is_empty() {
+            return Err(ConfigError::Unit {
+                unit: String::new(),
+                reason: "empty id".into(),
+            });
+        }
+        let gate = Arc::new(
+            AccessGate::compile(unit.proxy.as_ref(), &unit.firewall).map_err(|source| {
+                ConfigError::Gate {
+                    unit: unit.id.clone(),
+                    source,
+                }
+            })?,
+        );
+        let unit_id: Arc<str> = Arc::from(unit.id.as_str());
+        let mut out = Vec::new();
+        let mut services = Vec::with_capacity(unit.services.len());
+        for svc in &unit.services {
+            let upstream = svc
+                .upstream
+                .as_deref()
+                .map(|u| resolve_upstream(&unit.id, u))
+                .transpose()?;
+            let program: Arc<str> = Arc::from(svc.program.as_str());
+            services.push((svc.program.as_str(), svc.index, upstream.clone()));
+            let hosts = if svc.hosts.is_empty() {
+                vec![self.capability_host(unit, &svc.program, svc.index)?]
+            } else {
+                svc.hosts.clone()
+            };
+            for host in hosts {
+                let host = normalise_host(&unit.id, &host)?;
+                let route = Route {
+                    unit: unit_id.clone(),
+                    kind: RouteKind::Service,
+                    program: program.clone(),
+                    port: svc.index,
+                    upstream: upstream.clone(),
+                    gate: gate.clone(),
+                    path: None,
+                    expires_at: None,
+                    enabled: true,
+                    host_header: host_value(&unit.id, &host)?,
+                };
+                out.push((host, Arc::new(route)));
+            }
+        }
+        for alias in &unit.aliases {
+            out.push(self.compile_alias(unit, &unit_id, &gate, &services, alias)?);
+        }
+        Ok(out)
+    }
+
+    fn compile_alias(
+        &self,
+        unit: &ContainerUnit,
+        unit_id: &Arc<str>,
+        gate: &Arc<AccessGate>,
+        services: &[(&str, u32, Option<Arc<Upstream>>)],
+        alias: &Alias,
+    ) -> Result<(Box<str>, Arc<Route>), ConfigError> {
+        let (program, port) = alias_target(alias);
+        let upstream = services
+            .iter()
+            .find(|(p, i, _)| *p == program && *i == port)
+            .and_then(|(_, _, u)| u.clone());
+        let host = match &alias.host {
+            Some(h) => h.clone(),
+            None => format!("{}.{}.{}", alias.alias, self.node, self.base_domain),
+        };
+        let host = normalise_host(&unit.id, &host)?;
+        let expires_at = alias
+            .expires_at
+            .as_deref()
+            .map(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map(|t| t.unix_timestamp())
+                    .map_err(|e| ConfigError::Unit {
+                        unit: unit.id.clone(),
+                        reason: format!("alias `{}` expires_at: {e}", alias.alias),
+                    })
+            })
+            .transpose()?;
+        let prefix = alias
+            .target_path
+            .as_deref()
+            .map(|p| {
+                let p = p.trim_end_matches('/');
+                if p.is_empty() || p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("/{p}")
+                }
+            })
+            .unwrap_or_default();
+        let route = Route {
+            unit: unit_id.clone(),
+            kind: RouteKind::Alias,
+            program: Arc::from(program),
+            port,
+            upstream,
+            gate: gate.clone(),
+            path: Some(PathRule {
+                prefix,
+                allow_override: alias.allow_path_override,
+            }),
+            expires_at,
+            enabled: alias.enabled,
+            host_header: host_value(&unit.id, &host)?,
+        };
+        Ok((host, Arc::new(route)))
+    }
+
+    fn capability_host(
+        &self,
+        unit: &ContainerUnit,
+        program: &str,
+        index: u32,
+    ) -> Result<String, ConfigError> {
+        let project = unit.project.as_deref().ok_or_else(|| ConfigError::Unit {
+            unit: unit.id.clone(),
+            reason: "a service without hosts needs the unit's project".into(),
+        })?;
+        Ok(format!(
+            "{project}-{}-{program}-{index}.{}.{}",
+            unit.id, self.node, self.base_domain
+        ))
+    }
+}
+
+/// Order of authority for an alias target: `port` > `http-<port>` > `index`.
+fn alias_target(alias: &Alias) -> (&str, u32) {
+    let (program, embedded) = match alias.program.rsplit_once('-') {
+        Some((p, n)) if n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
+            (p, n.parse::<u32>().ok())
+        }
+        _ => (alias.program.as_str(), None),
+    };
+    let port = alias
+        .port
+        .map(u32::from)
+        .or(embedded)
+        .or(alias.index)
+        .unwrap_or(1);
+    (program, port)
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+fn normalise_host(unit: &str, host: &str) -> Result<Box<str>, ConfigError> {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !valid {
+        return Err(ConfigError::Host {
+            unit: unit.to_string(),
+            host: host.to_string(),
+        });
+    }
+    Ok(h.into_boxed_str())
+}
+
+fn host_value(unit: &str, host: &str) -> Result<HeaderValue, ConfigError> {
+    HeaderValue::from_str(host).map_err(|_| ConfigError::Host {
+        unit: unit.to_string(),
+        host: host.to_string(),
+    })
+}
+
+/// Resolves `http://host:port` once, when the unit is applied, so requests
+/// never wait on DNS.
+fn resolve_upstream(unit: &str, upstream: &str) -> Result<Arc<Upstream>, ConfigError> {
+    let err = |reason: &str| ConfigError::Upstream {
+        unit: unit.to_string(),
+        upstream: upstream.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = upstream
+        .strip_prefix("http://")
+        .ok_or_else(|| err("only http:// upstreams are supported"))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err(err("expected http://HOST:PORT"));
+    }
+    let with_port = if strip_port(authority).len() == authority.len() {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| err(&e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address"))?;
+    Ok(Arc::new(Upstream {
+        addr,
+        authority: HeaderValue::from_str(authority).map_err(|_| err("bad authority"))?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::*;
+
+    fn unit(id: &str, host: &str, port: u16) -> ContainerUnit {
+        ContainerUnit {
+            id: id.into(),
+            project: None,
+            services: vec![Service {
+                program: "http".into(),
+                index: u32::from(port),
+                upstream: Some(format!("http://127.0.0.1:{port}")),
+                hosts: vec![host.into()],
+            }],
+            aliases: vec![],
+            proxy: None,
+            firewall: vec![],
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(&Settings::default())
+    }
+
+    #[test]
+    fn lookup_ignores_case_port_and_trailing_dot() {
+        let t = table();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "App.Test", 9000),
+        })
+        .unwrap();
+        for h in ["app.test", "APP.test:8000", "app.test."] {
+            assert!(t.lookup(h).is_some(), "{h}");
+        }
+        assert!(t.lookup("other.test").is_none());
+    }
+
+    #[test]
+    fn upsert_replaces_the_units_hosts_and_counts_versions() {
+        let t = table();
+        assert_eq!(
+            t.apply(&Delta::Upsert {
+                unit: unit("a", "one.test", 9000)
+            })
+            .unwrap(),
+            1
+        );
+        assert_eq!(
+            t.apply(&Delta::Upsert {
+                unit: unit("a", "two.test", 9001)
+            })
+            .unwrap(),
+            2
+        );
+        assert!(t.lookup("one.test").is_none());
+        assert_eq!(t.lookup("two.test").unwrap().port, 9001);
+        t.apply(&Delta::Remove { id: "a".into() }).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.version(), 3);
+    }
+
+    #[test]
+    fn in_flight_route_survives_a_swap() {
+        let t = table();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9000),
+        })
+        .unwrap();
+        let held = t.lookup("one.test").unwrap();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9001),
+        })
+        .unwrap();
+        assert_eq!(held.port, 9000);
+        assert_eq!(t.lookup("one.test").unwrap().port, 9001);
+    }
+
+    #[test]
+    fn bad_unit_leaves_table_unchanged() {
+        let t = table();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9000),
+        })
+        .unwrap();
+        let mut bad = unit("a", "one.test", 9001);
+        bad.services[0].upstream = Some("ftp://x".into());
+        assert!(t.apply(&Delta::Upsert { unit: bad }).is_err());
+        assert_eq!(t.lookup("one.test").unwrap().port, 9000);
+        assert_eq!(t.version(), 1);
+    }
+
+    #[test]
+    fn host_owned_by_another_unit_is_refused() {
+        let t = table();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9000),
+        })
+        .unwrap();
+        let e = t.apply(&Delta::Upsert {
+            unit: unit("b", "one.test", 9001),
+        });
+        assert!(matches!(e, Err(ConfigError::HostTaken { .. })));
+    }
+
+    #[test]
+    fn derived_hostnames_and_alias_target_authority() {
+        let t = table();
+        let u: ContainerUnit = serde_json::from_value(serde_json::json!({
+            "id": "c1", "project": "p1",
+            "services": [{"program":"http","index":3000,"upstream":"http://127.0.0.1:3000"}],
+            "aliases": [{"alias":"shop","program":"http-3000","index":1,"target_path":"app"}]
+        }))
+        .unwrap();
+        t.apply(&Delta::Upsert { unit: u }).unwrap();
+        assert!(t.lookup("p1-c1-http-3000.local.localhost").is_some());
+        let alias = t.lookup("shop.local.localhost").unwrap();
+        assert_eq!(alias.port, 3000);
+        assert!(alias.upstream.is_some());
+        assert_eq!(alias.path.as_ref().unwrap().prefix, "/app");
+    }
+
+    #[test]
+    fn replace_all_drops_units_not_in_the_snapshot() {
+        let t = table();
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9000),
+        })
+        .unwrap();
+        let snap = Snapshot {
+            units: vec![unit("b", "two.test", 9001)],
+        };
+        t.replace_all(&snap).unwrap();
+        assert!(t.lookup("one.test").is_none());
+        assert!(t.lookup("two.test").is_some());
+    }
+}
