@@ -1,19 +1,104 @@
 //! Command-line entry points owned by the control plane.
 
-use clap::Args;
+use std::io::Read;
+use std::path::PathBuf;
 
-/// Settings of `hoody-api serve`.
-#[derive(Args, Debug)]
-pub struct ServeArgs {}
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::admin::{self, Operation};
+pub use crate::settings::ServeArgs;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::store::Store;
 
 /// `hoody-api admin ...`
 #[derive(Args, Debug)]
-pub struct AdminArgs {}
-
-pub fn serve(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not wired yet")
+pub struct AdminArgs {
+    /// The server's data directory.
+    #[arg(long, env = "HOODY_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: AdminCommand,
 }
 
-pub fn admin(_args: AdminArgs) -> anyhow::Result<()> {
-    anyhow::bail!("admin is not wired yet")
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a verified user; the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Write an online backup of the store to FILE.
+    Backup { file: PathBuf },
+}
+
+/// Installs the tracing subscriber: JSON lines, or human-readable.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOODY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "pretty" {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&args)?;
+    init_logging(&settings.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::server::run(settings))
+}
+
+pub fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let op = match args.command {
+        AdminCommand::CreateUser { email, admin, .. } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            Operation::CreateUser {
+                email,
+                password,
+                admin,
+            }
+        }
+        AdminCommand::Backup { file } => Operation::Backup {
+            path: std::path::absolute(&file).unwrap_or(file),
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(run_admin(&args.data_dir, op))?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+async fn run_admin(data_dir: &std::path::Path, op: Operation) -> anyhow::Result<serde_json::Value> {
+    match Store::open(&data_dir.join("db")) {
+        Ok(store) => {
+            let state = AppState::with_store(Settings::for_data_dir(data_dir), store)?;
+            let out = admin::execute(&state, op)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            state.store.flush()?;
+            Ok(out)
+        }
+        Err(e) if admin::store_is_locked(&e) => admin::call_socket(data_dir, &op).await,
+        Err(e) => Err(e.into()),
+    }
 }

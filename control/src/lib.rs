@@ -1,3 +1,28 @@
 //! The control plane: the REST API under `/api/v1`, its store and services.
+//!
+//! Layout: one module per resource group (`auth`, `users`, `tokens`,
+//! `events`, `activity`, `meta`), each with `routes.rs` (HTTP), rules in
+//! `service.rs` and records in `model.rs`; cross-cutting pieces are
+//! `store` (sled), `wire` (envelope, extractors, validation), `error`
+//! (the one mapping of failures to HTTP), `app` (router and middleware),
+//! `server` (listeners and shutdown) and `admin` (the admin socket).
 
+pub mod activity;
+pub mod admin;
+pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod mail;
+pub mod meta;
+pub mod openapi;
+pub mod ratelimit;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod users;
+pub mod wire;

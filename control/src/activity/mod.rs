@@ -1,0 +1,5 @@
+//! The activity log (`activity.*`).
+
+pub mod model;
+pub mod recorder;
+pub mod routes;

@@ -1,0 +1,25 @@
+//! The activity log: one record per authenticated request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Index, Table};
+
+pub const ACTIVITY: Table<Activity> = Table::new("activity");
+/// user id -> activity ids (ids sort by time).
+pub const ACTIVITY_BY_USER: Index = Index::new("activity_by_user");
+
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
+pub struct Activity {
+    pub id: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status_code: u16,
+    pub ip_address: String,
+    pub user_agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    pub created_at: String,
+}

@@ -1,0 +1,152 @@
+//! The HTTP application: every route, and the middleware each request
+//! passes through, in order:
+//!
+//! 1. request id (`x-request-id`, generated or taken from the client) and a
+//!    tracing span with method, path and status;
+//! 2. trailing-slash normalisation (the SDK sends some paths with one);
+//! 3. `pipeline`: resolve credentials, apply the general rate limit, run
+//!    the handler, record activity for authenticated callers.
+//!
+//! Unknown routes answer 404 JSON, wrong methods 405 JSON.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+use crate::auth::principal::{self, AuthState, ClientIp};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest JSON body the API accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The API router, before slash normalisation.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(crate::auth::routes::routes())
+        .merge(crate::users::routes::routes())
+        .merge(crate::tokens::routes::routes())
+        .merge(crate::events::routes::routes())
+        .merge(crate::activity::routes::routes())
+        .merge(crate::meta::routes::routes());
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health", get(health))
+        .merge(crate::openapi::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), pipeline))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// The service to serve: the router behind trailing-slash normalisation,
+/// which must run before routing.
+pub fn service(state: AppState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(state))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
+/// Takes the client's `x-request-id` when it is sane, else makes one; logs
+/// the request with it and echoes it on the response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert("x-request-id", value);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request done"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Credentials, the general rate limit, the handler, then the activity log.
+async fn pipeline(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    req.extensions_mut().insert(ClientIp(ip));
+    let auth = principal::resolve(&state, req.headers(), req.uri().query(), ip);
+    let quota = match &auth {
+        AuthState::Authenticated(p) => state.limits.per_credential.hit(&p.rate_key()),
+        _ => state.limits.per_ip.hit(&format!("ip:{ip}")),
+    };
+    let quota = match quota {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let principal = match &auth {
+        AuthState::Authenticated(p) => Some(p.clone()),
+        _ => None,
+    };
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    req.extensions_mut().insert(auth);
+    let mut response = next.run(req).await;
+    quota.write_headers(response.headers_mut());
+    if let Some(p) = principal {
+        let status = response.status().as_u16();
+        state
+            .activity
+            .record(&p, &method, &path, status, &user_agent);
+    }
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response.headers().get("content-type").map(|v| v.as_bytes()) != Some(b"application/json")
+    {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    response
+}

@@ -1,0 +1,212 @@
+//! Who is calling. The `authenticate` middleware resolves the
+//! `Authorization` header once per request (JWT access token or `hdy_` API
+//! token) into an [`AuthState`] kept in the request extensions; handlers
+//! take [`Authed<P>`], which turns that state into a [`Principal`] holding
+//! permission `P`, or the right 401/403.
+
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+
+use super::permission::{grants, Permission};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tokens::model::ApiToken;
+use crate::users::model::User;
+
+/// The credential a request was authenticated with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A JWT access token from login or refresh.
+    Session { family: String },
+    /// A long-lived API token.
+    ApiToken(Box<ApiToken>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub credential: Credential,
+    /// The realm chosen with `?realm_id=`, if any.
+    pub realm_id: Option<String>,
+    pub ip: IpAddr,
+}
+
+impl Principal {
+    pub fn user_id(&self) -> &str {
+        &self.user.id
+    }
+
+    pub fn token(&self) -> Option<&ApiToken> {
+        match &self.credential {
+            Credential::ApiToken(t) => Some(t),
+            Credential::Session { .. } => None,
+        }
+    }
+
+    /// Whether this caller may use permission `path`.
+    pub fn may(&self, path: &[&str]) -> bool {
+        match &self.credential {
+            Credential::Session { .. } => {
+                // Admin leaves are for admins only, whatever the credential.
+                path.first() != Some(&"admin") || self.user.is_admin
+            }
+            Credential::ApiToken(t) => {
+                grants(&t.permissions, path)
+                    && (path.first() != Some(&"admin") || self.user.is_admin)
+            }
+        }
+    }
+
+    /// A key that identifies the credential for per-credential budgets.
+    pub fn rate_key(&self) -> String {
+        match &self.credential {
+            Credential::Session { family } => format!("s:{family}"),
+            Credential::ApiToken(t) => format!("t:{}", t.id),
+        }
+    }
+}
+
+/// The outcome of resolving the request's credentials.
+#[derive(Debug, Clone)]
+pub enum AuthState {
+    Anonymous,
+    Authenticated(Arc<Principal>),
+    Rejected(ApiError),
+}
+
+/// The raw credential in `Authorization`: `Bearer X` or a bare `hdy_…`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+        Some(value[7..].trim())
+    } else if value.starts_with(crate::tokens::secret::PREFIX) {
+        Some(value)
+    } else {
+        None
+    }
+}
+
+/// `realm_id` from the query string, when given.
+pub fn realm_from_query(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == "realm_id")
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Resolves the credentials of one request.
+pub fn resolve(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ip: IpAddr,
+) -> AuthState {
+    let Some(raw) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return AuthState::Anonymous;
+    };
+    if raw.is_empty() {
+        return AuthState::Anonymous;
+    }
+    let Some(token) = bearer(headers) else {
+        return AuthState::Rejected(ApiError::Unauthorized {
+            code: "INVALID_TOKEN",
+            message: "unsupported Authorization scheme; use Bearer".into(),
+        });
+    };
+    let realm_id = realm_from_query(query);
+    let result = if token.starts_with(crate::tokens::secret::PREFIX) {
+        crate::tokens::service::authenticate(state, token, ip, realm_id.as_deref())
+    } else {
+        crate::auth::session::authenticate(state, token)
+    };
+    match result {
+        Ok((user, credential)) => AuthState::Authenticated(Arc::new(Principal {
+            user,
+            credential,
+            realm_id,
+            ip,
+        })),
+        Err(err) => AuthState::Rejected(err),
+    }
+}
+
+/// An authenticated caller holding permission `P`.
+pub struct Authed<P: Permission = super::permission::AnyCaller> {
+    pub principal: Arc<Principal>,
+    _perm: PhantomData<P>,
+}
+
+impl<P: Permission> std::ops::Deref for Authed<P> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<S: Send + Sync, P: Permission> FromRequestParts<S> for Authed<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<AuthState>() {
+            Some(AuthState::Authenticated(principal)) => {
+                if !principal.may(P::PATH) {
+                    return Err(ApiError::forbidden(
+                        "INSUFFICIENT_PERMISSIONS",
+                        format!("this credential lacks the permission {}", P::PATH.join(".")),
+                    ));
+                }
+                Ok(Authed {
+                    principal: principal.clone(),
+                    _perm: PhantomData,
+                })
+            }
+            Some(AuthState::Rejected(err)) => Err(err.clone()),
+            Some(AuthState::Anonymous) | None => Err(ApiError::Unauthorized {
+                code: "UNAUTHORIZED",
+                message: "authentication required".into(),
+            }),
+        }
+    }
+}
+
+/// The caller if authenticated, for routes that also serve anonymous callers.
+pub struct MaybeAuthed(pub Option<Arc<Principal>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<AuthState>() {
+            Some(AuthState::Authenticated(p)) => Ok(MaybeAuthed(Some(p.clone()))),
+            Some(AuthState::Rejected(err)) => Err(err.clone()),
+            _ => Ok(MaybeAuthed(None)),
+        }
+    }
+}
+
+/// The client's address, as the connection reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .ok_or_else(|| ApiError::internal("client address missing"))
+    }
+}

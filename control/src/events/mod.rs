@@ -1,0 +1,4 @@
+//! Events (`events.*`): the record of every mutation.
+
+pub mod model;
+pub mod routes;

@@ -1,0 +1,3 @@
+//! Service metadata (`meta.*`, `utilities.getIpInfo`, `realms.list`).
+
+pub mod routes;

@@ -1,0 +1,87 @@
+//! `serve`: opens the state, binds the listeners, runs until SIGINT or
+//! SIGTERM, then lets in-flight requests finish and flushes the store.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// Resolves when the process is asked to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Runs the whole server until a shutdown signal.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let state = AppState::open(settings.clone()).context("cannot open state")?;
+    let api = TcpListener::bind(settings.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
+    tracing::info!(addr = %settings.api_listen, "API listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin = crate::admin::serve_socket(state.clone(), stop_rx.clone())?;
+    let jobs = tokio::spawn(background_jobs(state.clone(), stop_rx.clone()));
+
+    let service = crate::app::service(state.clone());
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(service);
+    let mut api_stop = stop_rx.clone();
+    let server = axum::serve(api, make).with_graceful_shutdown(async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    match tokio::time::timeout(grace, server).await {
+        Ok(_) => tracing::info!("API drained"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    let _ = admin.await;
+    jobs.abort();
+    state.store.flush().context("cannot flush store")?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// Periodic upkeep: expired rate-limit windows, old activity.
+async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                state.limits.sweep();
+                let st = state.clone();
+                let _ = tokio::task::spawn_blocking(move || crate::activity::routes::prune(&st)).await;
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

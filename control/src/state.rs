@@ -1,0 +1,79 @@
+//! `AppState`: everything a handler may touch, built once at start.
+
+use std::sync::Arc;
+
+use crate::activity::recorder::ActivityLog;
+use crate::keys::Keys;
+use crate::mail::Mailer;
+use crate::ratelimit::Limits;
+use crate::settings::Settings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Store,
+    pub keys: Keys,
+    pub mailer: Mailer,
+    pub limits: Limits,
+    pub activity: ActivityLog,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+}
+
+impl AppState {
+    /// Opens the store and keys under the data directory. Must run inside
+    /// a tokio runtime (it starts the activity writer).
+    pub fn open(settings: Settings) -> Result<AppState, StartError> {
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        let store = Store::open(&dir.join("db"))?;
+        Self::with_store(settings, store)
+    }
+
+    pub fn with_store(settings: Settings, store: Store) -> Result<AppState, StartError> {
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        let keys = Keys::load_or_create(dir)?;
+        let mailer = Mailer::new(
+            settings.smtp_url.as_deref(),
+            &settings.mail_from,
+            dir.join("outbox"),
+        )?;
+        let limits = Limits::new(&settings.rate);
+        let activity = ActivityLog::start(store.clone());
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                keys,
+                mailer,
+                limits,
+                activity,
+            }),
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! API tokens (`authTokens.*`).
+
+pub mod model;
+pub mod routes;
+pub mod secret;
+pub mod service;

@@ -1,0 +1,4 @@
+//! Users (`users.*`, `/users/me`).
+
+pub mod model;
+pub mod routes;
