@@ -1,1 +1,295 @@
-//! placeholder
+//! Write hoody-api hooks in Rust: a small, dependency-free SDK for the proxy-wasm ABI
+//! v0.2.1 guest side, so the same module also runs in Envoy.
+//!
+//! ```ignore
+//! use hooks_sdk::{Action, Request};
+//!
+//! fn on_request(req: &mut Request) -> Action {
+//!     if req.path().starts_with("/admin") {
+//!         return Action::respond(403, "forbidden\n");
+//!     }
+//!     req.set_header("x-hello", "world");
+//!     Action::Continue
+//! }
+//!
+//! hooks_sdk::on_request!(on_request);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasi --release` (or `wasm32-unknown-unknown`)
+//! and a `cdylib` crate type. For state across requests implement [`Hook`] and register
+//! it with [`register_hook!`]. Builds with rustc 1.63.
+
+mod codec;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod dispatch;
+mod ffi;
+pub mod host;
+
+pub use codec::{base64url_decode, json_escape, json_field, jwt_claims};
+pub use host::{HostError, Level};
+
+/// What the hook decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Forward the request (or response), with any edits made.
+    Continue,
+    /// Answer the client directly.
+    Respond(Reply),
+}
+
+impl Action {
+    /// A plain-text local response.
+    pub fn respond(status: u16, body: &str) -> Action {
+        Action::Respond(
+            Reply::new(status)
+                .header("content-type", "text/plain")
+                .body(body),
+        )
+    }
+
+    /// A JSON local response; `json` must already be JSON.
+    pub fn json(status: u16, json: &str) -> Action {
+        Action::Respond(
+            Reply::new(status)
+                .header("content-type", "application/json")
+                .body(json),
+        )
+    }
+}
+
+/// A local response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Reply {
+        self.body = body.as_bytes().to_vec();
+        self
+    }
+}
+
+/// The request being filtered. Reads and edits go straight to the host.
+#[derive(Debug, Default)]
+pub struct Request {
+    _private: (),
+}
+
+impl Request {
+    #[doc(hidden)]
+    pub fn new() -> Request {
+        Request { _private: () }
+    }
+
+    pub fn method(&self) -> String {
+        self.header(":method").unwrap_or_default()
+    }
+
+    /// Path and query.
+    pub fn path(&self) -> String {
+        self.header(":path").unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        self.header(":authority").unwrap_or_default()
+    }
+
+    /// A header as text (lossy), by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<String> {
+        host::header(host::Map::RequestHeaders, &name.to_ascii_lowercase())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    /// All headers, pseudo-headers (`:path`...) included.
+    pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
+        host::headers(host::Map::RequestHeaders)
+    }
+
+    /// Sets a header, replacing existing values.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        host::set_header(host::Map::RequestHeaders, name, value.as_bytes())
+    }
+
+    /// Adds a header value, keeping existing ones.
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        host::add_header(host::Map::RequestHeaders, name, value.as_bytes())
+    }
+
+    pub fn remove_header(&mut self, name: &str) -> Result<(), HostError> {
+        host::remove_header(host::Map::RequestHeaders, name)
+    }
+
+    /// Rewrites the path (and query) forwarded upstream.
+    pub fn set_path(&mut self, path: &str) -> Result<(), HostError> {
+        host::set_header(host::Map::RequestHeaders, ":path", path.as_bytes())
+    }
+
+    /// A property by Envoy attribute name (`source.address`, `hoody.matched_group`...).
+    pub fn property(&self, path: &str) -> Option<Vec<u8>> {
+        host::property(path)
+    }
+
+    /// The hook's configuration (`script.config`).
+    pub fn config(&self) -> String {
+        config()
+    }
+}
+
+/// The upstream response being filtered.
+#[derive(Debug, Default)]
+pub struct Response {
+    _private: (),
+}
+
+impl Response {
+    #[doc(hidden)]
+    pub fn new() -> Response {
+        Response { _private: () }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        host::header(host::Map::ResponseHeaders, &name.to_ascii_lowercase())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        host::set_header(host::Map::ResponseHeaders, name, value.as_bytes())
+    }
+
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        host::add_header(host::Map::ResponseHeaders, name, value.as_bytes())
+    }
+
+    pub fn remove_header(&mut self, name: &str) -> Result<(), HostError> {
+        host::remove_header(host::Map::ResponseHeaders, name)
+    }
+}
+
+/// A hook with state that lives as long as its instance (across requests).
+pub trait Hook {
+    /// Called once with `script.config`; returning false refuses the configuration.
+    fn on_configure(&mut self, _config: &str) -> bool {
+        true
+    }
+
+    fn on_request(&mut self, _req: &mut Request) -> Action {
+        Action::Continue
+    }
+
+    fn on_response(&mut self, _resp: &mut Response) -> Action {
+        Action::Continue
+    }
+}
+
+/// The configuration the instance was started with.
+pub fn config() -> String {
+    String::from_utf8_lossy(&host::plugin_config()).into_owned()
+}
+
+/// Logs at info level to the hook log.
+pub fn log(message: &str) {
+    host::log(Level::Info, message)
+}
+
+/// Shared data across all instances of the container's hooks.
+pub mod shared {
+    pub use crate::host::{shared_get as get, shared_set as set};
+
+    /// Adds `delta` to a decimal counter stored under `key`, retrying on CAS conflicts,
+    /// and returns the new value.
+    pub fn increment(key: &str, delta: i64) -> Result<i64, crate::HostError> {
+        for _ in 0..16 {
+            let (current, cas) = match get(key) {
+                Some((bytes, cas)) => (parse_counter(&bytes), Some(cas)),
+                None => (0, None),
+            };
+            let next = current.saturating_add(delta);
+            match set(key, next.to_string().as_bytes(), cas) {
+                Ok(()) => return Ok(next),
+                Err(crate::HostError::CasMismatch) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(crate::HostError::CasMismatch)
+    }
+
+    fn parse_counter(bytes: &[u8]) -> i64 {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Registers a [`Hook`] value (an expression evaluated once per instance).
+#[macro_export]
+macro_rules! register_hook {
+    ($hook:expr) => {
+        #[no_mangle]
+        pub fn __hooks_sdk_create_hook() -> ::std::boxed::Box<dyn $crate::Hook> {
+            ::std::boxed::Box::new($hook)
+        }
+    };
+}
+
+/// Registers a plain `fn(&mut Request) -> Action` as the whole hook.
+#[macro_export]
+macro_rules! on_request {
+    ($handler:path) => {
+        struct __HooksSdkRequestFn;
+        impl $crate::Hook for __HooksSdkRequestFn {
+            fn on_request(&mut self, req: &mut $crate::Request) -> $crate::Action {
+                $handler(req)
+            }
+        }
+        $crate::register_hook!(__HooksSdkRequestFn);
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_build_replies() {
+        let action = Action::json(200, "{}");
+        match action {
+            Action::Respond(reply) => {
+                assert_eq!(reply.status, 200);
+                assert_eq!(reply.headers[0].1, "application/json");
+                assert_eq!(reply.body, b"{}".to_vec());
+            }
+            Action::Continue => panic!("expected a reply"),
+        }
+    }
+
+    #[test]
+    fn host_calls_fail_softly_off_wasm() {
+        let req = Request::new();
+        assert_eq!(req.path(), "");
+        assert!(shared::get("k").is_none());
+    }
+}

@@ -1,0 +1,259 @@
+//! The proxy-wasm ABI v0.2.1 vocabulary: status codes, enum values and the wire format of
+//! header maps. Pure data and functions, so the encoding is unit-tested without Wasm.
+
+/// Status codes returned by every host function (`proxy_wasm::types::Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Status {
+    Ok = 0,
+    NotFound = 1,
+    BadArgument = 2,
+    SerializationFailure = 3,
+    ParseFailure = 4,
+    Empty = 7,
+    CasMismatch = 8,
+    InternalFailure = 10,
+    Unimplemented = 12,
+}
+
+impl Status {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Header and trailer maps a host function can address (`MapType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapType {
+    RequestHeaders,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseTrailers,
+}
+
+impl MapType {
+    /// Maps the ABI number; gRPC and http-call maps are not ours to serve.
+    pub fn from_abi(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Self::RequestHeaders),
+            1 => Some(Self::RequestTrailers),
+            2 => Some(Self::ResponseHeaders),
+            3 => Some(Self::ResponseTrailers),
+            _ => None,
+        }
+    }
+}
+
+/// Buffers a host function can address (`BufferType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferType {
+    RequestBody,
+    ResponseBody,
+    VmConfiguration,
+    PluginConfiguration,
+}
+
+impl BufferType {
+    pub fn from_abi(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Self::RequestBody),
+            1 => Some(Self::ResponseBody),
+            6 => Some(Self::VmConfiguration),
+            7 => Some(Self::PluginConfiguration),
+            _ => None,
+        }
+    }
+}
+
+/// Log levels of `proxy_log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn from_abi(value: i32) -> Self {
+        match value {
+            i32::MIN..=0 => Self::Trace,
+            1 => Self::Debug,
+            2 => Self::Info,
+            3 => Self::Warn,
+            4 => Self::Error,
+            _ => Self::Critical,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// What a stream callback returns: `0` continue, `1` pause (StopIteration).
+pub const ACTION_CONTINUE: i32 = 0;
+
+/// Metric kinds of `proxy_define_metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricType {
+    pub fn from_abi(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Counter),
+            1 => Some(Self::Gauge),
+            2 => Some(Self::Histogram),
+            _ => None,
+        }
+    }
+}
+
+/// A header as the engine stores it: lowercase name, raw value bytes.
+pub type Header = (String, Vec<u8>);
+
+/// Encodes pairs the way proxy-wasm guests decode them: `u32` count, then per pair the
+/// key and value lengths (`u32` little endian), then each key and value NUL-terminated.
+pub fn encode_pairs<'a, I>(pairs: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut count = 0u32;
+    let mut size = 4;
+    for (k, v) in pairs.clone() {
+        count += 1;
+        size += 8 + k.len() + v.len() + 2;
+    }
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&count.to_le_bytes());
+    for (k, v) in pairs.clone() {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
+/// Encodes a header list (see [`encode_pairs`]).
+pub fn encode_headers(headers: &[Header]) -> Vec<u8> {
+    encode_pairs(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
+}
+
+/// Decodes the pair encoding; `None` when lengths point outside the buffer.
+pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let count = read_u32(bytes, 0)? as usize;
+    let sizes_end = 4usize.checked_add(count.checked_mul(8)?)?;
+    if sizes_end > bytes.len() {
+        return None;
+    }
+    let mut pairs = Vec::with_capacity(count);
+    let mut cursor = sizes_end;
+    for i in 0..count {
+        let key_len = read_u32(bytes, 4 + i * 8)? as usize;
+        let value_len = read_u32(bytes, 8 + i * 8)? as usize;
+        let key = bytes.get(cursor..cursor.checked_add(key_len)?)?.to_vec();
+        cursor += key_len + 1;
+        let value = bytes.get(cursor..cursor.checked_add(value_len)?)?.to_vec();
+        cursor += value_len + 1;
+        pairs.push((key, value));
+    }
+    Some(pairs)
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(raw))
+}
+
+/// Why a header a guest wants to write is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderRejection {
+    NameNotUtf8,
+    InvalidName,
+    InvalidValue,
+}
+
+/// Validates a header a guest writes and lowercases its name: names are tokens (or the
+/// pseudo-headers `:path` and friends), values must not smuggle CR, LF or NUL into the
+/// upstream request.
+pub fn checked_header(name: &[u8], value: &[u8]) -> Result<Header, HeaderRejection> {
+    let name = std::str::from_utf8(name).map_err(|_| HeaderRejection::NameNotUtf8)?;
+    let bare = name.strip_prefix(':').unwrap_or(name);
+    if bare.is_empty() || !bare.bytes().all(is_token_byte) {
+        return Err(HeaderRejection::InvalidName);
+    }
+    if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(HeaderRejection::InvalidValue);
+    }
+    Ok((name.to_ascii_lowercase(), value.to_vec()))
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip() {
+        let headers = vec![
+            (":path".to_string(), b"/a".to_vec()),
+            ("x-empty".to_string(), Vec::new()),
+        ];
+        let encoded = encode_headers(&headers);
+        let decoded = decode_pairs(&encoded).expect("decodes");
+        assert_eq!(decoded[0], (b":path".to_vec(), b"/a".to_vec()));
+        assert_eq!(decoded[1], (b"x-empty".to_vec(), Vec::new()));
+    }
+
+    #[test]
+    fn truncated_pairs_are_rejected() {
+        let encoded = encode_headers(&[("k".to_string(), b"value".to_vec())]);
+        assert!(decode_pairs(&encoded[..encoded.len() - 4]).is_none());
+        assert!(decode_pairs(&[9, 0, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn header_checks_refuse_smuggling() {
+        assert_eq!(
+            checked_header(b"X-A", b"v").map(|h| h.0),
+            Ok("x-a".to_string())
+        );
+        assert_eq!(
+            checked_header(b"x", b"a\r\nb"),
+            Err(HeaderRejection::InvalidValue)
+        );
+        assert_eq!(
+            checked_header(b"bad name", b"v"),
+            Err(HeaderRejection::InvalidName)
+        );
+        assert_eq!(
+            checked_header(&[0xff], b"v"),
+            Err(HeaderRejection::NameNotUtf8)
+        );
+        assert!(checked_header(b":path", b"/x").is_ok());
+    }
+}

@@ -1,0 +1,680 @@
+//! The proxy-wasm v0.2.1 host functions (`env.proxy_*`) an HTTP filter needs. Each one
+//! validates what the guest hands over (pointers, header syntax, sizes) and answers with a
+//! [`Status`]; only a failure of the guest itself (its allocator trapping) becomes a trap.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime::{Caller, Linker};
+
+use crate::abi::{
+    checked_header, decode_pairs, encode_headers, BufferType, Header, LogLevel, MapType,
+    MetricType, Status,
+};
+use crate::outcome::LocalResponse;
+use crate::properties;
+use crate::state::HostState;
+
+/// Why a host function stops: a status for the guest, or a trap that ends the call.
+pub(crate) enum Fault {
+    Status(Status),
+    Trap(wasmtime::Error),
+}
+
+impl From<Status> for Fault {
+    fn from(status: Status) -> Self {
+        Fault::Status(status)
+    }
+}
+
+impl From<wasmtime::Error> for Fault {
+    fn from(error: wasmtime::Error) -> Self {
+        Fault::Trap(error)
+    }
+}
+
+pub(crate) type HostResult<T = ()> = Result<T, Fault>;
+
+/// Converts a host function's result into what the guest sees.
+pub(crate) fn finish(result: HostResult) -> wasmtime::Result<i32> {
+    match result {
+        Ok(()) => Ok(Status::Ok.code()),
+        Err(Fault::Status(status)) => Ok(status.code()),
+        Err(Fault::Trap(error)) => Err(error),
+    }
+}
+
+type Ctx<'a> = Caller<'a, HostState>;
+
+/// Reads `len` bytes of guest memory at `ptr`.
+pub(crate) fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> HostResult<Vec<u8>> {
+    let memory = caller.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let start = ptr as u32 as usize;
+    let end = start
+        .checked_add(len as u32 as usize)
+        .ok_or(Status::BadArgument)?;
+    let bytes = memory
+        .data(caller)
+        .get(start..end)
+        .ok_or(Status::BadArgument)?;
+    Ok(bytes.to_vec())
+}
+
+/// Writes `bytes` into guest memory at `ptr`.
+pub(crate) fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> HostResult {
+    let memory = caller.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(bytes.len()).ok_or(Status::BadArgument)?;
+    let target = memory
+        .data_mut(caller)
+        .get_mut(start..end)
+        .ok_or(Status::BadArgument)?;
+    target.copy_from_slice(bytes);
+    Ok(())
+}
+
+pub(crate) fn write_u32(caller: &mut Ctx<'_>, ptr: i32, value: u32) -> HostResult {
+    write(caller, ptr, &value.to_le_bytes())
+}
+
+/// Hands `bytes` to the guest: allocates with the guest's allocator, copies, and stores
+/// the pointer and length where the guest asked. Empty values are `(0, 0)`.
+pub(crate) fn return_bytes(
+    caller: &mut Ctx<'_>,
+    bytes: &[u8],
+    ptr_out: i32,
+    len_out: i32,
+) -> HostResult {
+    let address = if bytes.is_empty() {
+        0
+    } else {
+        let alloc = caller
+            .data()
+            .guest
+            .alloc
+            .clone()
+            .ok_or(Status::InternalFailure)?;
+        let len = i32::try_from(bytes.len()).map_err(|_| Status::BadArgument)?;
+        let address = alloc.call(&mut *caller, len)?;
+        if address == 0 {
+            return Err(Status::InternalFailure.into());
+        }
+        write(caller, address, bytes)?;
+        address
+    };
+    write_u32(caller, ptr_out, address as u32)?;
+    write_u32(caller, len_out, bytes.len() as u32)
+}
+
+/// Registers every implemented `env.proxy_*` function.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    add_logging_and_time(linker)?;
+    add_header_maps(linker)?;
+    add_buffers(linker)?;
+    add_stream_control(linker)?;
+    add_properties(linker)?;
+    add_shared_data(linker)?;
+    add_metrics(linker)?;
+    Ok(())
+}
+
+/// Names of the `env` functions this module registers, for import checks.
+pub(crate) const IMPLEMENTED: &[&str] = &[
+    "proxy_log",
+    "proxy_get_log_level",
+    "proxy_get_current_time_nanoseconds",
+    "proxy_set_tick_period_milliseconds",
+    "proxy_get_header_map_pairs",
+    "proxy_set_header_map_pairs",
+    "proxy_get_header_map_value",
+    "proxy_add_header_map_value",
+    "proxy_replace_header_map_value",
+    "proxy_remove_header_map_value",
+    "proxy_get_buffer_bytes",
+    "proxy_set_buffer_bytes",
+    "proxy_continue_stream",
+    "proxy_close_stream",
+    "proxy_send_local_response",
+    "proxy_done",
+    "proxy_set_effective_context",
+    "proxy_get_property",
+    "proxy_set_property",
+    "proxy_get_shared_data",
+    "proxy_set_shared_data",
+    "proxy_define_metric",
+    "proxy_increment_metric",
+    "proxy_record_metric",
+    "proxy_get_metric",
+];
+
+/// Spec functions (and ones older SDKs import) linked as accepted no-ops: continuing is
+/// implicit here because bodies arrive whole.
+pub(crate) const NO_OPS: &[&str] = &[
+    "proxy_continue_request",
+    "proxy_continue_response",
+    "proxy_clear_route_cache",
+];
+
+/// Spec functions linked so every guest instantiates, answering `Unimplemented`.
+pub(crate) const UNIMPLEMENTED: &[&str] = &[
+    "proxy_http_call",
+    "proxy_grpc_call",
+    "proxy_grpc_stream",
+    "proxy_grpc_send",
+    "proxy_grpc_cancel",
+    "proxy_grpc_close",
+    "proxy_get_status",
+    "proxy_register_shared_queue",
+    "proxy_resolve_shared_queue",
+    "proxy_dequeue_shared_queue",
+    "proxy_enqueue_shared_queue",
+    "proxy_call_foreign_function",
+    "proxy_get_header_map_size",
+    "proxy_get_buffer_status",
+    "proxy_get_configuration",
+    "proxy_set_log_level",
+];
+
+fn add_logging_and_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_log",
+        |mut c: Ctx<'_>, level: i32, ptr: i32, len: i32| finish(log(&mut c, level, ptr, len)),
+    )?;
+    linker.func_wrap("env", "proxy_get_log_level", |mut c: Ctx<'_>, out: i32| {
+        let level = c.data().services.min_log_level as u32;
+        finish(write_u32(&mut c, out, level))
+    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut c: Ctx<'_>, out: i32| finish(write(&mut c, out, &now_nanos().to_le_bytes())),
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        |mut c: Ctx<'_>, millis: i32| {
+            let millis = millis as u32;
+            c.data_mut().tick_period =
+                (millis > 0).then(|| std::time::Duration::from_millis(u64::from(millis)));
+            finish(Ok(()))
+        },
+    )?;
+    Ok(())
+}
+
+fn log(c: &mut Ctx<'_>, level: i32, ptr: i32, len: i32) -> HostResult {
+    let message = read(c, ptr, len)?;
+    let message = String::from_utf8_lossy(&message).into_owned();
+    c.data_mut().push_log(LogLevel::from_abi(level), message);
+    Ok(())
+}
+
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn map_type(value: i32) -> HostResult<MapType> {
+    MapType::from_abi(value).ok_or_else(|| match value {
+        4..=7 => Status::NotFound.into(),
+        _ => Status::BadArgument.into(),
+    })
+}
+
+fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_pairs",
+        |mut c: Ctx<'_>, map: i32, ptr_out: i32, len_out: i32| {
+            finish(get_map_pairs(&mut c, map, ptr_out, len_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        |mut c: Ctx<'_>, map: i32, ptr: i32, len: i32| finish(set_map_pairs(&mut c, map, ptr, len)),
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        |mut c: Ctx<'_>, map: i32, kp: i32, kl: i32, ptr_out: i32, len_out: i32| {
+            finish(get_map_value(&mut c, map, kp, kl, ptr_out, len_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_add_header_map_value",
+        |mut c: Ctx<'_>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| {
+            finish(put_map_value(&mut c, map, kp, kl, vp, vl, false))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_replace_header_map_value",
+        |mut c: Ctx<'_>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| {
+            finish(put_map_value(&mut c, map, kp, kl, vp, vl, true))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_remove_header_map_value",
+        |mut c: Ctx<'_>, map: i32, kp: i32, kl: i32| finish(remove_map_value(&mut c, map, kp, kl)),
+    )?;
+    Ok(())
+}
+
+fn get_map_pairs(c: &mut Ctx<'_>, map: i32, ptr_out: i32, len_out: i32) -> HostResult {
+    let map = map_type(map)?;
+    let encoded = encode_headers(c.data().call.map(map));
+    return_bytes(c, &encoded, ptr_out, len_out)
+}
+
+fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
+    let map = map_type(map)?;
+    let raw = read(c, ptr, len)?;
+    let pairs = decode_pairs(&raw).ok_or(Status::ParseFailure)?;
+    let mut headers = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        headers.push(validated(c, &name, &value)?);
+    }
+    within_header_budget(c, &headers)?;
+    *c.data_mut().call.map_mut(map) = headers;
+    Ok(())
+}
+
+fn get_map_value(
+    c: &mut Ctx<'_>,
+    map: i32,
+    kp: i32,
+    kl: i32,
+    ptr_out: i32,
+    len_out: i32,
+) -> HostResult {
+    let map = map_type(map)?;
+    let key = String::from_utf8_lossy(&read(c, kp, kl)?).to_ascii_lowercase();
+    let mut values = c
+        .data()
+        .call
+        .map(map)
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_slice());
+    // Repeated headers read as one comma-joined value, as Envoy presents them.
+    let first = values.next().ok_or(Status::NotFound)?;
+    let mut joined = first.to_vec();
+    for more in values {
+        joined.push(b',');
+        joined.extend_from_slice(more);
+    }
+    return_bytes(c, &joined, ptr_out, len_out)
+}
+
+fn put_map_value(
+    c: &mut Ctx<'_>,
+    map: i32,
+    kp: i32,
+    kl: i32,
+    vp: i32,
+    vl: i32,
+    replace: bool,
+) -> HostResult {
+    let map = map_type(map)?;
+    let name = read(c, kp, kl)?;
+    let value = read(c, vp, vl)?;
+    let header = validated(c, &name, &value)?;
+    let mut next: Vec<Header> = c.data().call.map(map).clone();
+    if replace {
+        match next.iter().position(|(k, _)| *k == header.0) {
+            Some(at) => {
+                next[at].1 = header.1;
+                let name = next[at].0.clone();
+                let mut seen = false;
+                next.retain(|(k, _)| *k != name || !std::mem::replace(&mut seen, true));
+            }
+            None => next.push(header),
+        }
+    } else {
+        next.push(header);
+    }
+    within_header_budget(c, &next)?;
+    *c.data_mut().call.map_mut(map) = next;
+    Ok(())
+}
+
+fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
+    let map = map_type(map)?;
+    let key = String::from_utf8_lossy(&read(c, kp, kl)?).to_ascii_lowercase();
+    c.data_mut().call.map_mut(map).retain(|(k, _)| *k != key);
+    Ok(())
+}
+
+/// Checks a header the guest writes, logging why one is refused.
+fn validated(c: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> HostResult<Header> {
+    checked_header(name, value).map_err(|why| {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        c.data_mut()
+            .host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
+        Status::BadArgument.into()
+    })
+}
+
+fn within_header_budget(c: &mut Ctx<'_>, headers: &[Header]) -> HostResult {
+    let size: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let limit = c.data().services.limits.max_header_bytes;
+    if size > limit {
+        c.data_mut().host_log(
+            LogLevel::Warn,
+            format!("refused header change: map would hold {size} bytes (limit {limit})"),
+        );
+        return Err(Status::BadArgument.into());
+    }
+    Ok(())
+}
+
+fn add_buffers(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_buffer_bytes",
+        |mut c: Ctx<'_>, kind: i32, start: i32, max: i32, ptr_out: i32, len_out: i32| {
+            finish(get_buffer(&mut c, kind, start, max, ptr_out, len_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_buffer_bytes",
+        |mut c: Ctx<'_>, kind: i32, start: i32, size: i32, ptr: i32, len: i32| {
+            finish(set_buffer(&mut c, kind, start, size, ptr, len))
+        },
+    )?;
+    Ok(())
+}
+
+fn get_buffer(
+    c: &mut Ctx<'_>,
+    kind: i32,
+    start: i32,
+    max: i32,
+    ptr_out: i32,
+    len_out: i32,
+) -> HostResult {
+    let kind = BufferType::from_abi(kind).ok_or(Status::NotFound)?;
+    let state = c.data();
+    let buffer: &[u8] = match kind {
+        BufferType::RequestBody => &state.call.request_body,
+        BufferType::ResponseBody => &state.call.response_body,
+        BufferType::VmConfiguration => &[],
+        BufferType::PluginConfiguration => &state.plugin.config,
+    };
+    let start = start as u32 as usize;
+    if start > buffer.len() {
+        return Err(Status::BadArgument.into());
+    }
+    let end = start.saturating_add(max as u32 as usize).min(buffer.len());
+    let slice = buffer[start..end].to_vec();
+    return_bytes(c, &slice, ptr_out, len_out)
+}
+
+fn set_buffer(c: &mut Ctx<'_>, kind: i32, start: i32, size: i32, ptr: i32, len: i32) -> HostResult {
+    let kind = BufferType::from_abi(kind).ok_or(Status::NotFound)?;
+    let data = read(c, ptr, len)?;
+    let limit = c.data().services.limits.max_body_bytes;
+    let call = &mut c.data_mut().call;
+    let (buffer, replaced) = match kind {
+        BufferType::RequestBody => (&mut call.request_body, &mut call.request_body_replaced),
+        BufferType::ResponseBody => (&mut call.response_body, &mut call.response_body_replaced),
+        _ => return Err(Status::BadArgument.into()),
+    };
+    let start = (start as u32 as usize).min(buffer.len());
+    let end = start.saturating_add(size as u32 as usize).min(buffer.len());
+    if buffer.len() - (end - start) + data.len() > limit {
+        c.data_mut().host_log(
+            LogLevel::Warn,
+            format!("refused body write over {limit} bytes"),
+        );
+        return Err(Status::BadArgument.into());
+    }
+    buffer.splice(start..end, data);
+    *replaced = true;
+    Ok(())
+}
+
+fn add_stream_control(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |_c: Ctx<'_>, _stream: i32| finish(Ok(())),
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_close_stream",
+        |mut c: Ctx<'_>, stream: i32| {
+            c.data_mut().host_log(
+                LogLevel::Info,
+                format!("close_stream({stream}) answered with 502"),
+            );
+            c.data_mut().call.local_response = Some(LocalResponse {
+                status: 502,
+                headers: Vec::new(),
+                body: Vec::new(),
+            });
+            finish(Ok(()))
+        },
+    )?;
+    linker.func_wrap("env", "proxy_done", |_c: Ctx<'_>| finish(Ok(())))?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |_c: Ctx<'_>, _id: i32| finish(Ok(())),
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_send_local_response",
+        |mut c: Ctx<'_>,
+         status: i32,
+         _details_ptr: i32,
+         _details_len: i32,
+         body_ptr: i32,
+         body_len: i32,
+         headers_ptr: i32,
+         headers_len: i32,
+         _grpc_status: i32| {
+            finish(send_local_response(
+                &mut c,
+                status,
+                (body_ptr, body_len),
+                (headers_ptr, headers_len),
+            ))
+        },
+    )?;
+    Ok(())
+}
+
+fn send_local_response(
+    c: &mut Ctx<'_>,
+    status: i32,
+    body: (i32, i32),
+    headers: (i32, i32),
+) -> HostResult {
+    let status = u16::try_from(status)
+        .ok()
+        .filter(|s| (200..=599).contains(s))
+        .ok_or(Status::BadArgument)?;
+    if body.1 as u32 as usize > c.data().services.limits.max_body_bytes {
+        return Err(Status::BadArgument.into());
+    }
+    let body = read(c, body.0, body.1)?;
+    let raw_headers = read(c, headers.0, headers.1)?;
+    let pairs = decode_pairs(&raw_headers).ok_or(Status::ParseFailure)?;
+    let mut checked = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        checked.push(validated(c, &name, &value)?);
+    }
+    within_header_budget(c, &checked)?;
+    c.data_mut().call.local_response = Some(LocalResponse {
+        status,
+        headers: checked,
+        body,
+    });
+    Ok(())
+}
+
+fn add_properties(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_property",
+        |mut c: Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32| {
+            finish(get_property(&mut c, ptr, len, ptr_out, len_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_property",
+        |mut c: Ctx<'_>, ptr: i32, len: i32, vp: i32, vl: i32| {
+            finish(set_property(&mut c, ptr, len, vp, vl))
+        },
+    )?;
+    Ok(())
+}
+
+fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32) -> HostResult {
+    let path = properties::parse_path(&read(c, ptr, len)?);
+    let value = properties::resolve(c.data(), &path).ok_or(Status::NotFound)?;
+    return_bytes(c, &value, ptr_out, len_out)
+}
+
+/// Guest-set properties live for the request and are bounded like headers.
+fn set_property(c: &mut Ctx<'_>, ptr: i32, len: i32, vp: i32, vl: i32) -> HostResult {
+    let path = properties::parse_path(&read(c, ptr, len)?).join(".");
+    let value = read(c, vp, vl)?;
+    let limit = c.data().services.limits.max_header_bytes;
+    let used: usize = c
+        .data()
+        .call
+        .properties
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if used + path.len() + value.len() > limit {
+        return Err(Status::BadArgument.into());
+    }
+    c.data_mut().call.properties.insert(path, value);
+    Ok(())
+}
+
+fn add_shared_data(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_shared_data",
+        |mut c: Ctx<'_>, kp: i32, kl: i32, ptr_out: i32, len_out: i32, cas_out: i32| {
+            finish(get_shared(&mut c, kp, kl, ptr_out, len_out, cas_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_shared_data",
+        |mut c: Ctx<'_>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| {
+            finish(set_shared(&mut c, kp, kl, vp, vl, cas))
+        },
+    )?;
+    Ok(())
+}
+
+fn get_shared(
+    c: &mut Ctx<'_>,
+    kp: i32,
+    kl: i32,
+    ptr_out: i32,
+    len_out: i32,
+    cas_out: i32,
+) -> HostResult {
+    let key = read(c, kp, kl)?;
+    let state = c.data();
+    let (value, cas) = state
+        .services
+        .shared
+        .get(&state.plugin.container_id, &key)
+        .ok_or(Status::NotFound)?;
+    return_bytes(c, &value, ptr_out, len_out)?;
+    write_u32(c, cas_out, cas)
+}
+
+fn set_shared(c: &mut Ctx<'_>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32) -> HostResult {
+    let key = read(c, kp, kl)?;
+    let value = read(c, vp, vl)?;
+    let state = c.data();
+    match state
+        .services
+        .shared
+        .set(&state.plugin.container_id, &key, &value, cas as u32)
+    {
+        Status::Ok => Ok(()),
+        other => Err(other.into()),
+    }
+}
+
+fn add_metrics(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_define_metric",
+        |mut c: Ctx<'_>, kind: i32, ptr: i32, len: i32, id_out: i32| {
+            finish(define_metric(&mut c, kind, ptr, len, id_out))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |c: Ctx<'_>, id: i32, offset: i64| {
+            let state = c.data();
+            let status =
+                state
+                    .services
+                    .metrics
+                    .update(&state.plugin.container_id, id as u32, |v, _| {
+                        *v = v.saturating_add(offset)
+                    });
+            status.code()
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_record_metric",
+        |c: Ctx<'_>, id: i32, value: i64| {
+            let state = c.data();
+            let status =
+                state
+                    .services
+                    .metrics
+                    .update(&state.plugin.container_id, id as u32, |v, _| *v = value);
+            status.code()
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_metric",
+        |mut c: Ctx<'_>, id: i32, out: i32| {
+            let state = c.data();
+            let value = state
+                .services
+                .metrics
+                .get(&state.plugin.container_id, id as u32);
+            finish(match value {
+                Some(v) => write(&mut c, out, &v.to_le_bytes()),
+                None => Err(Status::NotFound.into()),
+            })
+        },
+    )?;
+    Ok(())
+}
+
+fn define_metric(c: &mut Ctx<'_>, kind: i32, ptr: i32, len: i32, id_out: i32) -> HostResult {
+    let kind = MetricType::from_abi(kind).ok_or(Status::BadArgument)?;
+    let name = String::from_utf8(read(c, ptr, len)?).map_err(|_| Status::BadArgument)?;
+    let state = c.data();
+    let id = state
+        .services
+        .metrics
+        .define(&state.plugin.container_id, &name, kind);
+    write_u32(c, id_out, id)
+}

@@ -1,0 +1,191 @@
+//! The types the proxy exchanges with the engine per request: independent of hyper so the
+//! engine builds and tests without the data plane.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::abi::{Header, LogLevel};
+use crate::compile::CompiledModule;
+
+/// One hook as the proxy document places it (issue 5): which module, its configuration,
+/// its timeout and what to do when it fails.
+#[derive(Clone)]
+pub struct HookSpec {
+    /// Reported to the guest as `plugin_name`, and used in metrics and logs.
+    pub name: String,
+    /// Reported as `plugin_root_id`.
+    pub root_id: String,
+    pub module: Arc<CompiledModule>,
+    /// `script.config`, handed to `proxy_on_configure`.
+    pub config: Vec<u8>,
+    /// Budget for each phase (request or response), instance start-up included.
+    pub timeout: Duration,
+    /// A new instance per request instead of a pooled one.
+    pub fresh_instance: bool,
+    pub policy: FailurePolicy,
+}
+
+impl HookSpec {
+    /// A spec with the defaults of the proxy document: 1 s timeout, pooled, fail-closed.
+    pub fn new(name: impl Into<String>, module: Arc<CompiledModule>) -> Self {
+        let name = name.into();
+        Self {
+            root_id: name.clone(),
+            name,
+            module,
+            config: Vec::new(),
+            timeout: Duration::from_secs(1),
+            fresh_instance: false,
+            policy: FailurePolicy::FailClosed,
+        }
+    }
+}
+
+/// What happens to the request when a hook fails (trap, timeout, memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Answer with an error response (504 on timeout, 500 otherwise).
+    #[default]
+    FailClosed,
+    /// Forward the request as if no hook had run.
+    FailOpen,
+}
+
+/// Who asks: facts about the connection and the route that the request headers do not
+/// carry, exposed to guests as properties.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Namespaces pools, shared data and metrics so tenants never see each other's.
+    pub container_id: String,
+    pub source: Option<SocketAddr>,
+    pub destination: Option<SocketAddr>,
+    /// The access group that let the request in (`hoody.matched_group`).
+    pub matched_group: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The request as the hook sees and edits it. Header names are lowercase.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestParts {
+    pub method: String,
+    /// Path and query, as in `:path`.
+    pub path: String,
+    pub authority: String,
+    pub scheme: String,
+    pub headers: Vec<Header>,
+    /// A buffered body, when the proxy buffered one (bounded by the engine's limit).
+    pub body: Option<Vec<u8>>,
+    pub trailers: Vec<Header>,
+}
+
+impl RequestParts {
+    /// A bodiless request, e.g. `RequestParts::new("GET", "/", "example.test")`.
+    pub fn new(method: &str, path: &str, authority: &str) -> Self {
+        Self {
+            method: method.to_string(),
+            path: path.to_string(),
+            authority: authority.to_string(),
+            scheme: "http".to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The first value of a header, by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        first_header(&self.headers, name)
+    }
+}
+
+/// The upstream response as the hook sees and edits it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseParts {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Option<Vec<u8>>,
+    pub trailers: Vec<Header>,
+}
+
+impl ResponseParts {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        first_header(&self.headers, name)
+    }
+}
+
+fn first_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// A response produced by the hook (`send_local_response`) or by a fail-closed failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalResponse {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// What the hook changed, for logs and `hook run`; the parts are already updated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub added_headers: Vec<Header>,
+    pub removed_headers: Vec<Header>,
+    /// The new `:path` (request phase) when the hook rewrote it.
+    pub path: Option<String>,
+    pub method: Option<String>,
+    pub authority: Option<String>,
+    /// The new `:status` (response phase) when the hook changed it.
+    pub status: Option<u16>,
+    pub body_replaced: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Why a hook failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The epoch deadline fired: the hook ran past its timeout.
+    Timeout,
+    /// The guest trapped (unreachable, out of bounds, stack overflow, out of memory...).
+    Trap,
+    /// The instance could not start (instantiation, `_start`, `proxy_on_vm_start` or
+    /// `proxy_on_configure` refusing).
+    Start,
+    /// The buffered body exceeds the engine's limit.
+    BodyTooLarge,
+}
+
+/// A failed hook: the reason, and the response fail-closed answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookFailure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub policy: FailurePolicy,
+    /// 504 JSON on timeout, 500 JSON otherwise (413 for oversized bodies).
+    pub response: LocalResponse,
+}
+
+/// The decision of one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookOutcome {
+    /// Forward the (possibly edited) request or response.
+    Continue(Changes),
+    /// Answer the client with this response instead of forwarding.
+    LocalResponse(LocalResponse),
+    /// The hook failed; with [`FailurePolicy::FailOpen`] forward the untouched parts,
+    /// with [`FailurePolicy::FailClosed`] answer `failure.response`.
+    Failed(HookFailure),
+}
+
+/// A line of the hook log: what the guest logged and what the host says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub level: LogLevel,
+    pub message: String,
+}
