@@ -25,7 +25,7 @@ use crate::access_log::{AccessLogger, Sink};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::{self, ConnInfo, Worker};
-use crate::router::RouteTable;
+use crate::router::{LocalRoutes, RouteTable};
 use crate::upstream::Pool;
 
 /// Listening sockets for one address: one per worker when bound with
@@ -190,7 +190,7 @@ fn run_worker(
         let metrics = shared.metrics.shard();
         let timeouts = shared.settings.timeouts.clone();
         let worker = Rc::new(Worker {
-            table: shared.table.clone(),
+            routes: LocalRoutes::new(shared.table.clone()),
             pool: Rc::new(Pool::new(
                 shared.settings.pool_max_idle,
                 timeouts.upstream_idle(),

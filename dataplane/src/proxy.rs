@@ -32,12 +32,12 @@ use crate::access_log::{AccessLogger, Entry};
 use crate::config::Timeouts;
 use crate::gate::{Decision, RequestFacts};
 use crate::metrics::{UpstreamError, WorkerMetrics};
-use crate::router::{PathRule, Route, RouteTable};
+use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
 use crate::upstream::{Pool, Return, UpstreamBody};
 
 /// Per-worker state shared by all its connections.
 pub struct Worker {
-    pub table: Arc<RouteTable>,
+    pub routes: LocalRoutes,
     pub pool: Rc<Pool>,
     pub metrics: Arc<WorkerMetrics>,
     pub log: AccessLogger,
@@ -259,7 +259,7 @@ const GATEWAY_TIMEOUT: Local = local(
 /// What the log and metrics need about a request.
 #[derive(Default)]
 struct Outcome {
-    route: Option<Arc<Route>>,
+    route: Option<LocalRoute>,
     error: Option<&'static str>,
 }
 
@@ -296,7 +296,7 @@ async fn proxy(
         return Ok(answer(l, outcome));
     }
     // 2. route
-    let route = match request_host(&req).map(|h| w.table.lookup(h)) {
+    let route = match request_host(&req).map(|h| w.routes.lookup(h)) {
         Ok(Some(route)) => route,
         Ok(None) => return Ok(answer_after_body(NO_ROUTE, &req, outcome)),
         Err(l) => return Ok(answer(l, outcome)),
@@ -333,13 +333,17 @@ async fn proxy(
     Ok(upstream_response(w, addr, resp, sender, client_upgrade))
 }
 
-/// Phase 1: refuse requests whose framing a downstream server could read
-/// differently (request smuggling).
+/// Phase 1: framing. hyper already answers 400 and closes for duplicate or
+/// invalid Content-Length, a Transfer-Encoding not ending in chunked, and
+/// Transfer-Encoding on HTTP/1.0; for Content-Length together with chunked
+/// it discards the length, reads the chunked body and closes the connection
+/// after the response (RFC 9112 §6.3), so no bytes can be reinterpreted.
+/// What is left for us: a request must not carry both after hyper (HTTP/2
+/// forbids Transfer-Encoding entirely).
 fn check_request(req: &Request<Incoming>) -> Result<(), Local> {
     let h = req.headers();
-    if req.version() <= Version::HTTP_11
-        && h.contains_key(header::TRANSFER_ENCODING)
-        && h.contains_key(header::CONTENT_LENGTH)
+    if h.contains_key(header::TRANSFER_ENCODING)
+        && (h.contains_key(header::CONTENT_LENGTH) || req.version() >= Version::HTTP_2)
     {
         return Err(BAD_REQUEST_FRAMING);
     }
@@ -452,9 +456,15 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
+/// An upgrade to tunnel once the upstream agrees. `h2c` is never tunnelled:
+/// RFC 9113 deprecated the HTTP/1.1 upgrade to h2c, so it is answered in
+/// HTTP/1.1 (allowed by RFC 9110 §7.8); h2c clients use prior knowledge.
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
-        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"h2c"))
         && req
             .headers()
             .get(header::CONNECTION)
@@ -599,6 +609,8 @@ fn upstream_response(
         return Response::from_parts(parts, ProxyBody::Upstream(UpstreamBody::new(body, None)));
     }
     let (mut parts, body) = resp.into_parts();
+    // The client's protocol, not the upstream's, frames this response.
+    parts.version = Version::HTTP_11;
     strip_hop_headers(&mut parts.headers);
     let ret = Return {
         pool: w.pool.clone(),

@@ -236,12 +236,7 @@ impl RouteTable {
 
     /// Inserts the new hosts first (each insert is one atomic swap), then
     /// removes hosts the unit no longer has.
-    fn publish(
-        &self,
-        units: &mut FxHashMap<String, UnitEntry>,
-        id: &str,
-        compiled: CompiledUnit,
-    ) {
+    fn publish(&self, units: &mut FxHashMap<String, UnitEntry>, id: &str, compiled: CompiledUnit) {
         let hosts: Vec<Box<str>> = compiled.iter().map(|(h, _)| h.clone()).collect();
         for (host, route) in compiled {
             self.routes.insert(host, route);
@@ -256,10 +251,7 @@ impl RouteTable {
     }
 
     /// Compiles a unit into its (host, route) pairs without touching the table.
-    pub fn compile_unit(
-        &self,
-        unit: &ContainerUnit,
-    ) -> Result<CompiledUnit, ConfigError> {
+    pub fn compile_unit(&self, unit: &ContainerUnit) -> Result<CompiledUnit, ConfigError> {
         if unit.id.is_empty() {
             return Err(ConfigError::Unit {
                 unit: String::new(),
@@ -387,6 +379,65 @@ impl RouteTable {
             "{project}-{}-{program}-{index}.{}.{}",
             unit.id, self.node, self.base_domain
         ))
+    }
+}
+
+/// A worker thread's cache in front of the shared table.
+///
+/// A `DashMap` hit still writes shared cache lines (the shard lock's reader
+/// count, the route's `Arc` count), and with one worker per core those lines
+/// bounce between cores on every request. The cache answers repeat hosts
+/// from thread-local memory: it is valid for one table version and is
+/// emptied as soon as the version moves, so it can never serve a route
+/// older than a lookup in the table would. Requests hold `Rc` clones, so a
+/// hit touches no shared memory except the version, which only changes on
+/// writes.
+pub struct LocalRoutes {
+    table: Arc<RouteTable>,
+    version: std::cell::Cell<u64>,
+    map: std::cell::RefCell<FxHashMap<Box<str>, LocalRoute>>,
+}
+
+/// A route held by one worker thread. The extra `Rc` is the point: cloning
+/// it is a non-atomic increment, where cloning the `Arc` would write a cache
+/// line shared with the other workers.
+#[allow(clippy::redundant_allocation)]
+pub type LocalRoute = std::rc::Rc<Arc<Route>>;
+
+/// Entries kept per worker; beyond this, misses go to the table uncached.
+const LOCAL_ROUTES_MAX: usize = 4096;
+
+impl LocalRoutes {
+    pub fn new(table: Arc<RouteTable>) -> Self {
+        Self {
+            version: std::cell::Cell::new(table.version()),
+            table,
+            map: std::cell::RefCell::new(FxHashMap::default()),
+        }
+    }
+
+    pub fn table(&self) -> &Arc<RouteTable> {
+        &self.table
+    }
+
+    /// Same answer as `RouteTable::lookup`.
+    pub fn lookup(&self, host: &str) -> Option<LocalRoute> {
+        // Read the version before the table: a route fetched after a newer
+        // publish is cached under the older version and dropped next time.
+        let version = self.table.version();
+        let mut map = self.map.borrow_mut();
+        if version != self.version.get() {
+            map.clear();
+            self.version.set(version);
+        }
+        if let Some(route) = map.get(host) {
+            return Some(route.clone());
+        }
+        let route = std::rc::Rc::new(self.table.lookup(host)?);
+        if map.len() < LOCAL_ROUTES_MAX {
+            map.insert(host.into(), route.clone());
+        }
+        Some(route)
     }
 }
 
@@ -589,6 +640,25 @@ mod tests {
         assert_eq!(alias.port, 3000);
         assert!(alias.upstream.is_some());
         assert_eq!(alias.path.as_ref().unwrap().prefix, "/app");
+    }
+
+    #[test]
+    fn local_cache_follows_every_table_change() {
+        let t = Arc::new(table());
+        let local = LocalRoutes::new(t.clone());
+        assert!(local.lookup("one.test").is_none());
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9000),
+        })
+        .unwrap();
+        assert_eq!(local.lookup("one.test").unwrap().port, 9000);
+        t.apply(&Delta::Upsert {
+            unit: unit("a", "one.test", 9001),
+        })
+        .unwrap();
+        assert_eq!(local.lookup("one.test").unwrap().port, 9001);
+        t.apply(&Delta::Remove { id: "a".into() }).unwrap();
+        assert!(local.lookup("one.test").is_none());
     }
 
     #[test]
