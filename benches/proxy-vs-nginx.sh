@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Throughput and p99 of the hoody data plane versus nginx proxy_pass, both in
+# front of the same nginx backend on loopback, runs alternating.
+#
+#   benches/proxy-vs-nginx.sh            # builds target/release/hoody-api if missing
+#   HOODY_BIN=path/to/hoody-api RUNS=5 DURATION=10s CONNS=64 THREADS=2 benches/proxy-vs-nginx.sh
+#
+# Needs: nginx (nginx-light), wrk. Prints req/s and p99 per run, the means,
+# and the ratio ours/nginx.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+THREADS="${THREADS:-2}"
+WORKERS="${WORKERS:-0}"
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+BACKEND_PORT="${BACKEND_PORT:-18080}"
+NGINX_PORT="${NGINX_PORT:-18081}"
+HOODY_PORT="${HOODY_PORT:-18082}"
+HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
+
+if [[ ! -x "$HOODY_BIN" ]]; then
+  (cd "$ROOT" && cargo build --release --bin hoody-api)
+fi
+command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+[[ -x "$NGINX" ]] || { echo "nginx is required" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/proxy-vs-nginx.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/logs" "$WORK/tmp"
+chmod 777 "$WORK/tmp"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes auto;
+error_log $WORK/logs/error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/tmp/body;
+  proxy_temp_path $WORK/tmp/proxy;
+  fastcgi_temp_path $WORK/tmp/fastcgi;
+  uwsgi_temp_path $WORK/tmp/uwsgi;
+  scgi_temp_path $WORK/tmp/scgi;
+  keepalive_requests 1000000;
+  # The shared backend: a small fixed body.
+  server {
+    listen 127.0.0.1:$BACKEND_PORT reuseport;
+    location / { default_type text/plain; return 200 "hello from the backend\n"; }
+  }
+  # nginx as the reverse proxy under test, keepalive to the backend.
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+
+cat >"$WORK/routes.json" <<JSON
+{"routes": [{"host": "bench.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"}]}
+JSON
+"$HOODY_BIN" dataplane --routes "$WORK/routes.json" --listen "127.0.0.1:$HOODY_PORT" \
+  --access-log off --workers "$WORKERS" 2>"$WORK/logs/hoody.log" &
+PIDS+=($!)
+
+for port in $BACKEND_PORT $NGINX_PORT $HOODY_PORT; do
+  for _ in $(seq 100); do
+    if curl -s -o /dev/null -H 'Host: bench.test' "http://127.0.0.1:$port/"; then break; fi
+    sleep 0.1
+  done
+done
+curl -sf -H 'Host: bench.test' "http://127.0.0.1:$HOODY_PORT/" >/dev/null || { echo "hoody proxy not answering" >&2; cat "$WORK/logs/hoody.log" >&2; exit 1; }
+
+# wrk prints p99 as e.g. "99%  1.23ms"; normalise to microseconds.
+p99_us() {
+  awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        m = (u=="us") ? 1 : (u=="ms") ? 1000 : (u=="s") ? 1000000 : 1; printf "%.0f", v*m }'
+}
+rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
+
+run() { # name port
+  local out
+  out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.test' "http://127.0.0.1:$2/")"
+  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+    echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
+  fi
+  echo "$(rps <<<"$out") $(p99_us <<<"$out")"
+}
+
+# Warm both paths.
+wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.test' "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.test' "http://127.0.0.1:$HOODY_PORT/" >/dev/null
+
+printf "%-4s %-8s %12s %10s\n" run proxy "req/s" "p99(us)"
+n_rps=0; n_p99=0; h_rps=0; h_p99=0
+for i in $(seq "$RUNS"); do
+  read -r r p < <(run nginx "$NGINX_PORT"); printf "%-4s %-8s %12s %10s\n" "$i" nginx "$r" "$p"
+  n_rps=$((n_rps + r)); n_p99=$((n_p99 + p))
+  read -r r p < <(run hoody "$HOODY_PORT"); printf "%-4s %-8s %12s %10s\n" "$i" hoody "$r" "$p"
+  h_rps=$((h_rps + r)); h_p99=$((h_p99 + p))
+done
+echo "---"
+awk -v nr="$n_rps" -v np="$n_p99" -v hr="$h_rps" -v hp="$h_p99" -v n="$RUNS" 'BEGIN {
+  printf "nginx  mean: %.0f req/s, p99 %.0f us\n", nr/n, np/n;
+  printf "hoody  mean: %.0f req/s, p99 %.0f us\n", hr/n, hp/n;
+  printf "ratio  throughput hoody/nginx: %.3f   p99 hoody/nginx: %.3f\n", hr/nr, hp/np }'
