@@ -143,6 +143,29 @@ impl RuncRuntime {
         self.inner.addresses.holder(address)
     }
 
+    /// A host directory owned by container `id` for sharing `container_path` with other
+    /// containers (storage shares): the control plane bind-mounts it into the owner at
+    /// `container_path` and into each target. It lives in the container's directory, so
+    /// it goes away with the container. Bind mounts rather than the overlay upper layer,
+    /// because overlayfs forbids changing its layers behind its back.
+    pub async fn export_dir(&self, id: &str, container_path: &str) -> Result<PathBuf> {
+        let (dir, _) = self.load(id)?;
+        let relative = container_path.trim_start_matches('/');
+        let valid = container_path.starts_with('/')
+            && !relative.is_empty()
+            && relative
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !valid {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "invalid share path {container_path:?}"
+            )));
+        }
+        let path = dir.root.join("exports").join(relative);
+        tokio::fs::create_dir_all(&path).await.at(&path)?;
+        Ok(path)
+    }
+
     /// The directory holding a container's files.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.dir(id).root
@@ -261,11 +284,14 @@ impl RuncRuntime {
         })
     }
 
-    async fn write_resolv_conf(&self, dir: &ContainerDir) -> Result<()> {
-        let text: String = self
-            .inner
-            .config
-            .dns_servers
+    /// The container's DNS servers, or the runtime's default ones.
+    async fn write_resolv_conf(&self, dir: &ContainerDir, spec: &ContainerSpec) -> Result<()> {
+        let servers = if spec.dns_servers.is_empty() {
+            &self.inner.config.dns_servers
+        } else {
+            &spec.dns_servers
+        };
+        let text: String = servers
             .iter()
             .map(|s| format!("nameserver {s}\n"))
             .collect();
@@ -297,7 +323,7 @@ impl RuncRuntime {
         dir.save(&record)?;
         let prepared = async {
             dir.layout().create_dirs().await?;
-            self.write_resolv_conf(&dir).await?;
+            self.write_resolv_conf(&dir, &record.spec).await?;
             network::attach(&self.inner.config.network.bridge, &record.network).await?;
             firewall::apply(
                 &record.network.netns,
@@ -339,6 +365,7 @@ impl RuncRuntime {
         }
         let image = self.inner.images.get(&record.image).await?;
         self.ensure_network(record).await?;
+        self.write_resolv_conf(dir, &record.spec).await?;
         let layout = dir.layout();
         layout.mount(&image.rootfs).await?;
         let started = self.run_container(dir, record, &image.config).await;
@@ -457,7 +484,11 @@ impl RuncRuntime {
     /// Releases every host resource of the container and its directory (idempotent).
     async fn teardown(&self, dir: &ContainerDir, record: &ContainerRecord) -> Result<()> {
         let id = record.spec.id.as_str();
-        if self.inner.runc.state(id).await?.is_some() {
+        if let Some(state) = self.inner.runc.state(id).await? {
+            // A frozen task only dies once thawed.
+            if state.status == RuncStatus::Paused {
+                self.inner.runc.resume(id).await?;
+            }
             self.inner.runc.kill(id, "KILL").await?;
             self.wait_stopped(id, Duration::from_secs(10)).await?;
         }
@@ -546,6 +577,9 @@ impl RuncRuntime {
         }
         if let Some(command) = update.command {
             spec.command = command;
+        }
+        if let Some(dns_servers) = update.dns_servers {
+            spec.dns_servers = dns_servers;
         }
         spec.validate()?;
         record.spec = spec;

@@ -58,6 +58,7 @@ pub struct SpecUpdate {
     pub mounts: Option<Vec<BindMount>>,
     pub hostname: Option<Option<String>>,
     pub command: Option<Option<Vec<String>>>,
+    pub dns_servers: Option<Vec<String>>,
 }
 
 /// Result of a command run inside a container.

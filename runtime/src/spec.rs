@@ -11,6 +11,7 @@ use crate::error::{Result, RuntimeError};
 
 /// Everything needed to create a container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ContainerSpec {
     /// Runtime id: 1–64 of `[A-Za-z0-9_-]`, unique on this runtime (the control plane's
     /// 24-hex container id fits).
@@ -29,6 +30,8 @@ pub struct ContainerSpec {
     pub egress_rules: Vec<EgressRule>,
     /// Replaces the image entrypoint when set.
     pub command: Option<Vec<String>>,
+    /// Nameservers for /etc/resolv.conf (contract: at most 4); empty takes the runtime's.
+    pub dns_servers: Vec<String>,
 }
 
 /// cgroup limits; `None` means unlimited.
@@ -131,6 +134,14 @@ impl ContainerSpec {
         self.network.validate()?;
         for rule in &self.egress_rules {
             rule.validate()?;
+        }
+        if self.dns_servers.len() > 4 {
+            return Err(invalid("at most 4 DNS servers"));
+        }
+        for server in &self.dns_servers {
+            if server.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!("invalid DNS server {server:?}")));
+            }
         }
         if let Some(cmd) = &self.command {
             if cmd.is_empty() {

@@ -247,10 +247,12 @@ async fn egress_rules_and_block_mode_are_enforced_in_the_container_netns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_policy_sets_proxy_variables_at_next_start() {
+async fn proxy_policy_and_dns_servers_apply_at_next_start() {
     let host = test_host("proxyenv", 103).await;
     let rt = &host.runtime;
-    rt.create(busybox("px1")).await.unwrap();
+    let mut spec = busybox("px1");
+    spec.dns_servers = vec!["9.9.9.9".into()];
+    rt.create(spec).await.unwrap();
     rt.set_network_policy(
         "px1",
         NetworkPolicy::Proxy {

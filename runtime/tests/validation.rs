@@ -82,6 +82,17 @@ async fn wrong_input_and_wrong_state_are_typed_errors() {
         rt.restore_snapshot("dflt", "nope").await,
         Err(RuntimeError::SnapshotNotFound(_))
     ));
+    let export = rt.export_dir("dflt", "/srv/shared").await.unwrap();
+    assert!(export.starts_with(rt.container_dir("dflt")) && export.is_dir());
+    for bad in ["relative", "/", "/srv/../etc"] {
+        assert!(
+            matches!(
+                rt.export_dir("dflt", bad).await,
+                Err(RuntimeError::InvalidSpec(_))
+            ),
+            "{bad}"
+        );
+    }
     rt.start("dflt").await.unwrap();
     assert!(matches!(
         rt.start("dflt").await,
