@@ -415,8 +415,18 @@ impl RuncRuntime {
             .runc
             .run_detached(id, dir.bundle(), &dir.pid_file(), &dir.log())
             .await?;
-        self.inner.runc.state(id).await?.ok_or_else(|| {
-            RuntimeError::Host(format!("runc lost container {id} right after start"))
+        // The pid file saves a `runc state` round trip; runc writes it before exiting.
+        let pid_file = dir.pid_file();
+        let pid = tokio::fs::read_to_string(&pid_file)
+            .await
+            .at(&pid_file)?
+            .trim()
+            .parse::<i32>()
+            .map_err(|e| RuntimeError::Host(format!("bad pid file {}: {e}", pid_file.display())))?;
+        Ok(RuncState {
+            id: id.to_string(),
+            pid,
+            status: RuncStatus::Running,
         })
     }
 

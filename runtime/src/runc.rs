@@ -111,8 +111,17 @@ impl Runc {
         })
     }
 
+    /// Whether runc keeps state for the container: a file check, no subprocess, so the
+    /// common "not running" case of `start` costs nothing.
+    pub fn has_state(&self, id: &str) -> bool {
+        self.root.join(id).join("state.json").exists()
+    }
+
     /// `None` when runc has no such container.
     pub async fn state(&self, id: &str) -> Result<Option<RuncState>> {
+        if !self.has_state(id) {
+            return Ok(None);
+        }
         let out = self.output(&["state", id]).await?;
         if out.status != 0 {
             if not_found(&out.stderr) {
