@@ -143,29 +143,6 @@ impl RuncRuntime {
         self.inner.addresses.holder(address)
     }
 
-    /// A host directory owned by container `id` for sharing `container_path` with other
-    /// containers (storage shares): the control plane bind-mounts it into the owner at
-    /// `container_path` and into each target. It lives in the container's directory, so
-    /// it goes away with the container. Bind mounts rather than the overlay upper layer,
-    /// because overlayfs forbids changing its layers behind its back.
-    pub async fn export_dir(&self, id: &str, container_path: &str) -> Result<PathBuf> {
-        let (dir, _) = self.load(id)?;
-        let relative = container_path.trim_start_matches('/');
-        let valid = container_path.starts_with('/')
-            && !relative.is_empty()
-            && relative
-                .split('/')
-                .all(|part| !part.is_empty() && part != "." && part != "..");
-        if !valid {
-            return Err(RuntimeError::InvalidSpec(format!(
-                "invalid share path {container_path:?}"
-            )));
-        }
-        let path = dir.root.join("exports").join(relative);
-        tokio::fs::create_dir_all(&path).await.at(&path)?;
-        Ok(path)
-    }
-
     /// The directory holding a container's files.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.dir(id).root
@@ -827,6 +804,24 @@ impl Runtime for RuncRuntime {
                 counters: net,
             },
         })
+    }
+
+    async fn export_dir(&self, id: &str, container_path: &str) -> Result<PathBuf> {
+        let (dir, _) = self.load(id)?;
+        let relative = container_path.trim_start_matches('/');
+        let valid = container_path.starts_with('/')
+            && !relative.is_empty()
+            && relative
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !valid {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "invalid share path {container_path:?}"
+            )));
+        }
+        let path = dir.root.join("exports").join(relative);
+        tokio::fs::create_dir_all(&path).await.at(&path)?;
+        Ok(path)
     }
 
     async fn exec(&self, id: &str, argv: Vec<String>) -> Result<ExecOutput> {

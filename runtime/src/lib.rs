@@ -26,6 +26,7 @@ mod stats;
 mod status;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -109,4 +110,10 @@ pub trait Runtime: Send + Sync {
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
     /// Runs a command in a running container.
     async fn exec(&self, id: &str, argv: Vec<String>) -> Result<ExecOutput>;
+    /// A host directory owned by container `id` for sharing `container_path` with other
+    /// containers (storage shares): the control plane bind-mounts it into the owner at
+    /// `container_path` and into each target. It lives in the container's directory, so
+    /// it goes away with the container. Bind mounts rather than the overlay upper layer,
+    /// because overlayfs forbids changing its layers behind its back.
+    async fn export_dir(&self, id: &str, container_path: &str) -> Result<PathBuf>;
 }
