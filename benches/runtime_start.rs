@@ -163,11 +163,24 @@ async fn main() {
             }
             None => latency(&rt, 20).await,
         }
+        remove_host_objects(&config()).await;
     } else {
         println!(
             "runtime_start: skipped (needs root and `{}`)",
             runtime::INSTALL_HINT
         );
+    }
+}
+
+/// Leaves the host as it was: the bridge and the (now empty) cgroup parent go.
+async fn remove_host_objects(config: &RuntimeConfig) {
+    let _ = tokio::process::Command::new("ip")
+        .args(["link", "del", &config.network.bridge])
+        .status()
+        .await;
+    let parent = format!("/{}", config.cgroup_parent);
+    for dir in runtime::inspect::cgroup_dirs(&parent) {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
