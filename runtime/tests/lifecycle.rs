@@ -14,6 +14,18 @@ use runtime::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// A cgroup v1 controller file of the container (the CI host is cgroup v1 hybrid).
+fn cgroup_value(cgroup: &str, controller: &str, file: &str) -> String {
+    let path = std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(cgroup.trim_start_matches('/'))
+        .join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
@@ -47,6 +59,15 @@ async fn busybox_container_full_lifecycle_leaves_nothing_behind() {
     let ip = started.address;
     let body = wait_http(ip, "/cgi-bin/env").await;
     assert!(body.contains("GREETING=hello-from-test"), "{body}");
+
+    // the limits are in the container's cgroups
+    let cgroup = runtime::inspect::cgroup_path(&host.config.cgroup_parent, "web1");
+    assert_eq!(cgroup_value(&cgroup, "pids", "pids.max"), "64");
+    assert_eq!(
+        cgroup_value(&cgroup, "memory", "memory.limit_in_bytes"),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(cgroup_value(&cgroup, "cpu", "cpu.cfs_quota_us"), "50000");
 
     // pause → requests time out; resume → they answer again
     assert_eq!(

@@ -70,6 +70,28 @@ async fn a_new_runtime_on_the_same_state_adopts_running_containers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_died_while_nobody_watched_is_cleaned_on_open() {
+    let host = test_host("died", 113).await;
+    host.runtime.create(busybox("gone")).await.unwrap();
+    let info = host.runtime.start("gone").await.unwrap();
+    let pid = info.pid.expect("running container has a pid");
+    // SAFETY: kill(2) on the container's init pid, which this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let reopened = host.reopen().await;
+    let info = reopened.inspect("gone").await.unwrap();
+    assert_eq!(info.status, ContainerStatus::Stopped);
+    let dir = reopened.container_dir("gone");
+    assert!(runtime::inspect::mounts_under(&dir).unwrap().is_empty());
+    assert!(!reopened.runc_root().join("gone").exists());
+    // and it starts again normally
+    let restarted = reopened.start("gone").await.unwrap();
+    assert_eq!(restarted.address, info.address);
+    wait_http(restarted.address, "/").await;
+    reopened.delete("gone").await.unwrap();
+    host.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_start_stop_delete_end_consistent_without_leaks() {
     let host = test_host("concurrency", 112).await;
     let rt = Arc::new(host.runtime.clone());
