@@ -40,5 +40,8 @@ async fn debian_shorthand_builds_and_runs_debian_12() {
         .args(["link", "del", "hrt131"])
         .status()
         .await;
+    for dir in runtime::inspect::cgroup_dirs("/hoody-test-debian") {
+        let _ = std::fs::remove_dir(dir);
+    }
     let _ = std::fs::remove_dir_all(&state_dir);
 }
