@@ -268,7 +268,7 @@ async fn egress_rules_and_block_mode_are_enforced_in_the_container_netns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_policy_and_dns_servers_apply_at_next_start() {
+async fn proxy_policy_dns_and_env_updates_apply_at_next_start() {
     let host = test_host("proxyenv", 103).await;
     let rt = &host.runtime;
     let mut spec = busybox("px1");
@@ -293,5 +293,19 @@ async fn proxy_policy_and_dns_servers_apply_at_next_start() {
         body.contains("https_proxy=http://10.213.103.1:3128"),
         "{body}"
     );
+    let resolv = rt.exec("px1", sh("cat /etc/resolv.conf")).await.unwrap();
+    assert_eq!(resolv.stdout.trim(), "nameserver 9.9.9.9");
+
+    // env changes apply at the next start, not before
+    let update = runtime::SpecUpdate {
+        env: Some([("LATER".to_string(), "yes".to_string())].into()),
+        ..Default::default()
+    };
+    rt.update("px1", update).await.unwrap();
+    let body = wait_http(info.address, "/cgi-bin/env").await;
+    assert!(!body.contains("LATER=yes"), "{body}");
+    rt.restart("px1").await.unwrap();
+    let body = wait_http(info.address, "/cgi-bin/env").await;
+    assert!(body.contains("LATER=yes"), "{body}");
     host.cleanup().await;
 }
