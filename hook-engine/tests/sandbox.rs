@@ -552,3 +552,69 @@ fn oversized_bodies_fail_with_413() {
     assert_eq!(failure.kind, FailureKind::BodyTooLarge);
     assert_eq!(failure.response.status, 413);
 }
+
+#[test]
+fn header_map_pairs_round_trip_and_remove() {
+    let engine = engine();
+    let guest = Guest {
+        imports: r#"(import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+                    (import "env" "proxy_set_header_map_pairs" (func $set_pairs (param i32 i32 i32) (result i32)))
+                    (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))"#,
+        request_headers: r#"
+          (drop (call $pairs (i32.const 0) (i32.const 200) (i32.const 204)))
+          (drop (call $set_pairs (i32.const 1) (i32.load (i32.const 200)) (i32.load (i32.const 204))))
+          (drop (call $remove (i32.const 0) (i32.const 16) (i32.const 5)))"#,
+        ..Guest::default()
+    };
+    let mut request = get("/pairs");
+    request.headers.push(("x-wat".to_string(), b"old".to_vec()));
+    request.headers.push(("x-keep".to_string(), b"1".to_vec()));
+    let (outcome, _) = run_request(
+        &engine,
+        &spec(&engine, "pairs", guest.compile(&engine)),
+        &mut request,
+    );
+    match outcome {
+        HookOutcome::Continue(changes) => {
+            assert_eq!(
+                changes.removed_headers,
+                vec![("x-wat".to_string(), b"old".to_vec())]
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(request.headers, vec![("x-keep".to_string(), b"1".to_vec())]);
+    assert!(request
+        .trailers
+        .contains(&(":path".to_string(), b"/pairs".to_vec())));
+    assert!(request
+        .trailers
+        .contains(&("x-wat".to_string(), b"old".to_vec())));
+}
+
+#[test]
+fn body_buffers_can_be_read_and_replaced() {
+    let engine = engine();
+    let guest = Guest {
+        imports: r#"(import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+                    (import "env" "proxy_set_buffer_bytes" (func $set_buffer (param i32 i32 i32 i32 i32) (result i32)))"#,
+        // Replace the body with its first 4 bytes followed by "yes".
+        request_body: r#"
+          (drop (call $get_buffer (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 200) (i32.const 204)))
+          (drop (call $set_buffer (i32.const 0) (i32.const 0) (i32.const -1) (i32.load (i32.const 200)) (i32.load (i32.const 204))))
+          (drop (call $set_buffer (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 32) (i32.const 3)))"#,
+        ..Guest::default()
+    };
+    let mut request = get("/upload");
+    request.body = Some(b"helloworld".to_vec());
+    let (outcome, _) = run_request(
+        &engine,
+        &spec(&engine, "body", guest.compile(&engine)),
+        &mut request,
+    );
+    match outcome {
+        HookOutcome::Continue(changes) => assert!(changes.body_replaced),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(request.body.as_deref(), Some(&b"hellyes"[..]));
+}

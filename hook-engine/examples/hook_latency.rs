@@ -1,0 +1,95 @@
+//! A dependency-free latency probe for the engine: the same guests and requests as the
+//! criterion bench `benches/hooks_engine.rs`, timed in a plain loop. Useful when building
+//! criterion is too slow:
+//! `cargo --config profile.dev.opt-level=3 run -p hook-engine --example hook_latency`.
+
+use std::time::{Duration, Instant};
+
+use hook_engine::{EngineConfig, HookEngine, HookSpec, RequestContext, RequestParts};
+
+fn guest(body: &str) -> String {
+    format!(
+        r#"(module
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "malloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {body} (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (data (i32.const 16) "x-hook")
+  (data (i32.const 32) "bench")
+)"#
+    )
+}
+
+const ADD_HEADER: &str =
+    "(drop (call $add (i32.const 0) (i32.const 16) (i32.const 6) (i32.const 32) (i32.const 5)))";
+
+/// CPU time of this process (user + system) from /proc, so a busy machine's scheduling
+/// does not inflate the figures; zero where /proc is unavailable.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let engine = HookEngine::new(EngineConfig::default())?;
+    let context = RequestContext {
+        container_id: "bench".to_string(),
+        source: "127.0.0.1:40000".parse().ok(),
+        ..RequestContext::default()
+    };
+    let mut template = RequestParts::new("GET", "/api/items?page=2", "app.example.test");
+    template.headers = vec![
+        ("user-agent".to_string(), b"bench/1.0".to_vec()),
+        ("accept".to_string(), b"*/*".to_vec()),
+        ("x-request-id".to_string(), b"0123456789abcdef".to_vec()),
+    ];
+    for (name, body) in [("noop", ""), ("add_header", ADD_HEADER)] {
+        let module = engine.compile_text(&guest(body))?;
+        for fresh in [false, true] {
+            let mut spec = HookSpec::new(name, module.clone());
+            spec.timeout = Duration::from_secs(1);
+            spec.fresh_instance = fresh;
+            let iterations = if fresh { 20_000 } else { 200_000 };
+            let run = || {
+                let mut parts = template.clone();
+                let (outcome, _) = engine.on_request(&spec, &mut parts, context.clone());
+                std::hint::black_box((outcome, parts));
+            };
+            for _ in 0..iterations / 10 {
+                run();
+            }
+            let (started, cpu_started) = (Instant::now(), cpu_time());
+            for _ in 0..iterations {
+                run();
+            }
+            let wall = started.elapsed() / iterations;
+            let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
+            let mode = if fresh { "fresh" } else { "pooled" };
+            println!("hook_request/{name}/{mode}: {wall:?} wall, {cpu:?} CPU per request");
+        }
+    }
+    Ok(())
+}
