@@ -18,6 +18,9 @@ pub struct Envelope {
     status: StatusCode,
     message: &'static str,
     data: Value,
+    /// Top-level fields beside `data` that some lists carry (`metadata`,
+    /// `truncated`).
+    extra: serde_json::Map<String, Value>,
 }
 
 impl Envelope {
@@ -26,7 +29,17 @@ impl Envelope {
             status,
             message,
             data: serde_json::to_value(data).unwrap_or(Value::Null),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a top-level field beside `data`.
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
+        self.extra.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
     }
 }
 
@@ -42,11 +55,14 @@ pub fn created(message: &'static str, data: impl Serialize) -> Envelope {
 
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "statusCode": self.status.as_u16(),
             "message": self.message,
             "data": self.data,
         });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extra);
+        }
         (self.status, axum::Json(body)).into_response()
     }
 }

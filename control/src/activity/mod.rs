@@ -3,3 +3,4 @@
 pub mod model;
 pub mod recorder;
 pub mod routes;
+pub mod service;

@@ -204,6 +204,25 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` records whose keys sort before `bound`, in key order.
+    /// Ids start with their creation second, so this reads the oldest
+    /// records of a table without scanning the rest.
+    pub fn scan_before<V: DeserializeOwned>(
+        &self,
+        table: &Table<V>,
+        bound: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<V>> {
+        self.tree(table.name)?
+            .range(..bound.as_bytes())
+            .take(limit)
+            .map(|item| {
+                let (_, bytes) = item?;
+                decode(table.name, &bytes)
+            })
+            .collect()
+    }
+
     pub fn count<V>(&self, table: &Table<V>) -> StoreResult<usize> {
         Ok(self.tree(table.name)?.len())
     }

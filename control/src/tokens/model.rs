@@ -36,6 +36,10 @@ pub struct ApiToken {
     pub event_access: bool,
     pub created_by_token_id: Option<String>,
     pub delegation_depth: u32,
+    /// Created as a locked-down leaf: it can never gain `create_tokens`,
+    /// vault access, or a permanent expiry.
+    #[serde(default)]
+    pub deny_reauthorization: bool,
     pub last_used_at: Option<String>,
     pub last_used_ip: Option<String>,
     pub created_at: String,
