@@ -389,12 +389,10 @@ impl HookSession {
         })
     }
 
-    /// Ends the HTTP context and pools the instance; fresh or failing instances are dropped.
+    /// Ends the HTTP context (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`), then
+    /// pools the instance; fresh or failing instances are dropped.
     fn release(&mut self) {
         let Some(mut instance) = self.instance.take() else {
-            return;
-        };
-        let Some(key) = self.key.take() else {
             return;
         };
         if let Some(context) = self.http_context.take() {
@@ -405,6 +403,9 @@ impl HookSession {
                 return;
             }
         }
+        let Some(key) = self.key.take() else {
+            return;
+        };
         instance.store.data_mut().call = Default::default();
         self.engine.pool.give_back(key, instance);
     }
