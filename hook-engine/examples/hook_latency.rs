@@ -54,7 +54,14 @@ fn cpu_time() -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = HookEngine::new(EngineConfig::default())?;
+    // HOOK_ALLOCATOR_SLOTS=N measures with wasmtime's pooling allocator.
+    let slots = std::env::var("HOOK_ALLOCATOR_SLOTS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let engine = HookEngine::new(EngineConfig {
+        allocator_slots: slots,
+        ..EngineConfig::default()
+    })?;
     let context = RequestContext {
         container_id: "bench".to_string(),
         source: "127.0.0.1:40000".parse().ok(),

@@ -618,3 +618,25 @@ fn body_buffers_can_be_read_and_replaced() {
     }
     assert_eq!(request.body.as_deref(), Some(&b"hellyes"[..]));
 }
+
+#[test]
+fn the_pooling_allocator_serves_fresh_instances_within_its_slots() {
+    let engine = HookEngine::new(EngineConfig {
+        allocator_slots: Some(4),
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let module = Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(&engine);
+    let mut hook = spec(&engine, "slots", module);
+    hook.fresh_instance = true;
+    for _ in 0..10 {
+        let mut request = get("/");
+        let (outcome, _) = run_request(&engine, &hook, &mut request);
+        assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
+        assert_eq!(header(&request, "x-wat"), Some("yes"));
+    }
+}
