@@ -93,15 +93,16 @@ pub struct Route {
 }
 
 /// A unit compiled into its hostnames and their routes.
-pub type CompiledUnit = Vec<(Box<str>, Arc<Route>)>;
+pub type CompiledUnit = Vec<(Arc<str>, Arc<Route>)>;
 
 struct UnitEntry {
-    hosts: Vec<Box<str>>,
+    /// Shares the table keys' allocations.
+    hosts: Vec<Arc<str>>,
 }
 
 /// host → route, swapped per unit.
 pub struct RouteTable {
-    routes: DashMap<Box<str>, Arc<Route>, FxBuildHasher>,
+    routes: DashMap<Arc<str>, Arc<Route>, FxBuildHasher>,
     units: Mutex<FxHashMap<String, UnitEntry>>,
     version: AtomicU64,
     node: String,
@@ -172,7 +173,7 @@ impl RouteTable {
     /// bad snapshot leaves the running routes untouched.
     pub fn replace_all(&self, snapshot: &Snapshot) -> Result<u64, ConfigError> {
         let mut compiled = Vec::with_capacity(snapshot.units.len());
-        let mut seen: FxHashMap<Box<str>, &str> = FxHashMap::default();
+        let mut seen: FxHashMap<Arc<str>, &str> = FxHashMap::default();
         let mut ids: FxHashSet<&str> = FxHashSet::default();
         for unit in &snapshot.units {
             if !ids.insert(unit.id.as_str()) {
@@ -217,7 +218,7 @@ impl RouteTable {
         &self,
         units: &FxHashMap<String, UnitEntry>,
         id: &str,
-        compiled: &[(Box<str>, Arc<Route>)],
+        compiled: &[(Arc<str>, Arc<Route>)],
     ) -> Result<(), ConfigError> {
         for (host, _) in compiled {
             if let Some(existing) = self.routes.get(host) {
@@ -237,7 +238,7 @@ impl RouteTable {
     /// Inserts the new hosts first (each insert is one atomic swap), then
     /// removes hosts the unit no longer has.
     fn publish(&self, units: &mut FxHashMap<String, UnitEntry>, id: &str, compiled: CompiledUnit) {
-        let hosts: Vec<Box<str>> = compiled.iter().map(|(h, _)| h.clone()).collect();
+        let hosts: Vec<Arc<str>> = compiled.iter().map(|(h, _)| h.clone()).collect();
         for (host, route) in compiled {
             self.routes.insert(host, route);
         }
@@ -312,7 +313,7 @@ impl RouteTable {
         gate: &Arc<AccessGate>,
         services: &[(&str, u32, Option<Arc<Upstream>>)],
         alias: &Alias,
-    ) -> Result<(Box<str>, Arc<Route>), ConfigError> {
+    ) -> Result<(Arc<str>, Arc<Route>), ConfigError> {
         let (program, port) = alias_target(alias);
         let upstream = services
             .iter()
@@ -467,7 +468,7 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-fn normalise_host(unit: &str, host: &str) -> Result<Box<str>, ConfigError> {
+fn normalise_host(unit: &str, host: &str) -> Result<Arc<str>, ConfigError> {
     let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
     let valid = !h.is_empty()
         && h.len() <= 253
@@ -479,7 +480,7 @@ fn normalise_host(unit: &str, host: &str) -> Result<Box<str>, ConfigError> {
             host: host.to_string(),
         });
     }
-    Ok(h.into_boxed_str())
+    Ok(Arc::from(h))
 }
 
 fn host_value(unit: &str, host: &str) -> Result<HeaderValue, ConfigError> {
