@@ -207,3 +207,59 @@ fn render_log(out: &mut String, log: &[LogRecord]) {
         let _ = writeln!(out, "  [{}] {}", record.level.as_str(), record.message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    #[test]
+    fn parses_the_documented_command_line() {
+        Wrapper::command().debug_assert();
+        let parsed = Wrapper::try_parse_from([
+            "hook",
+            "m.wasm",
+            "--config",
+            "x",
+            "--request",
+            "POST /p?q=1",
+            "-H",
+            "A: b",
+            "-H",
+            "c: d",
+            "--body",
+            "hi",
+        ])
+        .expect("parses");
+        let request = parse_request(&parsed.args).expect("valid request");
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/p?q=1")
+        );
+        assert_eq!(request.header("a"), Some(&b"b"[..]));
+        assert_eq!(request.header("content-length"), Some(&b"2"[..]));
+        assert_eq!(request.body.as_deref(), Some(&b"hi"[..]));
+    }
+
+    #[test]
+    fn rejects_malformed_requests_and_headers() {
+        let parse = |request: &str, header: &str| {
+            let mut argv = vec!["hook", "m.wasm", "--request", request];
+            if !header.is_empty() {
+                argv.extend(["-H", header]);
+            }
+            let parsed = Wrapper::try_parse_from(argv).expect("parses");
+            parse_request(&parsed.args)
+        };
+        assert!(parse("GET", "").is_err());
+        assert!(parse("GET path", "").is_err());
+        assert!(parse("GET /", "no-colon").is_err());
+        assert!(parse("GET /", "k: v").is_ok());
+    }
+}
