@@ -20,6 +20,10 @@ pub enum ApiError {
         message: String,
         details: FieldErrors,
     },
+    /// A well-formed request the service cannot act on (a spent or
+    /// expired email token, an unsupported mode).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
@@ -58,6 +62,13 @@ impl ApiError {
         }
     }
 
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized {
             code: "UNAUTHORIZED",
@@ -85,7 +96,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
@@ -104,7 +115,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Validation { .. } => "VALIDATION_ERROR",
-            ApiError::Unauthorized { code, .. }
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::PreconditionFailed { code, .. }

@@ -2,6 +2,7 @@
 //! login, refresh, logout, identity claims (`authentication.*`).
 
 pub mod jwt;
+pub mod model;
 pub mod password;
 pub mod permission;
 pub mod principal;

@@ -108,6 +108,8 @@ pub const TREES: &[&str] = &[
     "projects",
     "projects_by_owner",
     "servers",
+    "security_events",
+    "security_events_by_user",
     "node_tokens",
     "node_tokens_by_hash",
 ];
