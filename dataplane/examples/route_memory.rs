@@ -28,7 +28,12 @@ fn main() {
             services: vec![Service {
                 program: "http".into(),
                 index: 3000,
-                upstream: Some(format!("http://10.{}.{}.{}:3000", i >> 16 & 255, i >> 8 & 255, i & 255)),
+                upstream: Some(format!(
+                    "http://10.{}.{}.{}:3000",
+                    i >> 16 & 255,
+                    i >> 8 & 255,
+                    i & 255
+                )),
                 hosts: vec![],
             }],
             aliases: vec![],
