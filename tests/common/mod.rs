@@ -1,0 +1,327 @@
+//! Shared harness for end-to-end tests: starts the real `hoody-api` binary
+//! on free loopback ports with its own data directory, waits until it
+//! answers `/health`, and stops it when dropped.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (the OS picks one; it is released at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let mut bytes = [0u8; 6];
+        getrandom(&mut bytes);
+        let name = format!(
+            "hoody-test-{tag}-{}-{}",
+            std::process::id(),
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("cannot create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(buf);
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_hoody-api")
+}
+
+/// A running `hoody-api serve`.
+pub struct Server {
+    pub child: Option<Child>,
+    pub api: String,
+    pub api_port: u16,
+    pub proxy_port: u16,
+    pub data_dir: PathBuf,
+    pub extra_args: Vec<String>,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts a server with default settings in a new data directory.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = TempDir::new("srv");
+        let data_dir = dir.path().join("data");
+        let mut server = Server {
+            child: None,
+            api: String::new(),
+            api_port: 0,
+            proxy_port: 0,
+            data_dir,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            _dir: Some(dir),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts (again) on new ports, on the same data directory.
+    pub fn spawn(&mut self) {
+        self.api_port = free_port();
+        self.proxy_port = free_port();
+        self.api = format!("http://127.0.0.1:{}", self.api_port);
+        let log = std::fs::File::create(
+            self.data_dir
+                .with_extension(format!("log.{}", self.api_port)),
+        )
+        .ok();
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--api-listen")
+            .arg(format!("127.0.0.1:{}", self.api_port))
+            .arg("--proxy-listen")
+            .arg(format!("127.0.0.1:{}", self.proxy_port))
+            .args(&self.extra_args)
+            .env("HOODY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        match log {
+            Some(f) => cmd.stderr(f),
+            None => cmd.stderr(Stdio::null()),
+        };
+        self.child = Some(cmd.spawn().expect("cannot start hoody-api"));
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = format!("127.0.0.1:{}", self.api_port);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "hoody-api exited during start: {status}; log: {}",
+                        self.log()
+                    );
+                }
+            }
+            if raw_get(&addr, "/health")
+                .map(|r| r.starts_with("HTTP/1.1 200"))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hoody-api did not become healthy; log: {}", self.log());
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(
+            self.data_dir
+                .with_extension(format!("log.{}", self.api_port)),
+        )
+        .unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api, path)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server not running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().expect("cannot wait for hoody-api")
+    }
+
+    /// Kills the process without warning.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every email written to the outbox, oldest first, as raw text.
+    pub fn outbox(&self) -> Vec<String> {
+        let dir = self.data_dir.join("outbox");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().map(|e| e == "eml").unwrap_or(false));
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .map(|s| decode_quoted_printable(&s))
+            .collect()
+    }
+
+    /// The newest email sent to `to`.
+    pub fn last_email_to(&self, to: &str) -> Option<String> {
+        self.outbox().into_iter().rev().find(|m| m.contains(to))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Undoes quoted-printable soft breaks and `=XX` escapes so tests can find
+/// links in message bodies.
+pub fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Extracts the value of query parameter `name` from the first link in `text` that has it.
+pub fn link_param(text: &str, name: &str) -> Option<String> {
+    let needle = format!("{name}=");
+    let start = text.find(&needle)? + needle.len();
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| c == '&' || c.is_whitespace() || c == '"' || c == '<')
+        .unwrap_or(rest.len());
+    Some(percent_decode(&rest[..end]))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One raw HTTP/1.1 GET over a new connection; returns the whole response.
+pub fn raw_get(addr: &str, path: &str) -> std::io::Result<String> {
+    raw_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Writes `request` bytes as-is and reads until the server closes.
+pub fn raw_request(addr: &str, request: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request.as_bytes())?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Creates a verified user with the admin command (server stopped or running).
+pub fn admin_create_user(
+    data_dir: &Path,
+    email: &str,
+    password: &str,
+    admin: bool,
+) -> serde_json::Value {
+    use std::io::Write;
+    let mut cmd = Command::new(binary());
+    cmd.args(["admin", "create-user", "--data-dir"])
+        .arg(data_dir)
+        .args(["--email", email, "--password-stdin"]);
+    if admin {
+        cmd.arg("--admin");
+    }
+    let mut child = cmd
+        .env("HOODY_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run admin create-user");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("write password");
+    let out = child.wait_with_output().expect("admin create-user");
+    assert!(
+        out.status.success(),
+        "admin create-user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("admin create-user prints JSON")
+}
+
+/// Logs in and returns the access token.
+pub async fn login(
+    client: &reqwest::Client,
+    server: &Server,
+    email: &str,
+    password: &str,
+) -> String {
+    let resp = client
+        .post(server.url("/api/v1/users/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.expect("login JSON");
+    assert_eq!(status, 200, "login failed: {body}");
+    body["data"]["token"].as_str().expect("token").to_string()
+}
