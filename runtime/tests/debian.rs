@@ -1,12 +1,10 @@
-//! The debian image, built with debootstrap on first use. Ignored by default because the
-//! first build downloads from the Debian mirror and takes minutes:
-//! `cargo test -p runtime --test debian -- --ignored`. The image store is kept in
-//! /var/tmp/hoody-runtime-images so later runs are quick.
+//! The debian image, built with debootstrap on first use. The first build downloads
+//! from the Debian mirror and takes minutes; the image store is kept in
+//! /var/tmp/hoody-runtime-images so later runs on the same machine are quick.
 
 use runtime::{ContainerSpec, NetworkConfig, RuncRuntime, Runtime, RuntimeConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "downloads Debian with debootstrap (minutes)"]
 async fn debian_shorthand_builds_and_runs_debian_12() {
     let state_dir = std::env::temp_dir().join("hoody-rt-debian");
     let _ = std::fs::remove_dir_all(&state_dir);
