@@ -36,7 +36,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::tokens::routes::routes())
         .merge(crate::events::routes::routes())
         .merge(crate::activity::routes::routes())
-        .merge(crate::meta::routes::routes());
+        .merge(crate::meta::routes::routes())
+        .merge(crate::projects::routes::routes())
+        .merge(crate::containers::routes::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(health))

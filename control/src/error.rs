@@ -140,6 +140,41 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<runtime::RuntimeError> for ApiError {
+    fn from(err: runtime::RuntimeError) -> Self {
+        use runtime::RuntimeError as R;
+        match err {
+            R::NotFound(_) => ApiError::NotFound("container"),
+            R::SnapshotNotFound(_) => ApiError::NotFound("snapshot"),
+            R::AlreadyExists(id) => ApiError::conflict(
+                "CONTAINER_ALREADY_EXISTS",
+                format!("container {id} already exists on this server"),
+            ),
+            R::AlreadyRunning(_) => {
+                ApiError::conflict("CONTAINER_ALREADY_RUNNING", "the container is already running")
+            }
+            R::NotRunning(_) => {
+                ApiError::conflict("CONTAINER_NOT_RUNNING", "the container is not running")
+            }
+            R::Paused(_) => ApiError::conflict("CONTAINER_PAUSED", "the container is paused"),
+            R::InvalidSpec(message) => ApiError::bad_request("INVALID_CONTAINER_SPEC", message),
+            R::ImageNotFound(image) => ApiError::field(
+                "container_image",
+                format!("unknown image {image:?}; known: busybox, debian/11, debian/12, debian/13"),
+            ),
+            R::AddressesExhausted(_) => ApiError::Unavailable {
+                code: "SERVER_CAPACITY_EXHAUSTED",
+                message: "no free container address left on this server".into(),
+            },
+            R::KvmUnavailable => ApiError::Unavailable {
+                code: "KVM_UNAVAILABLE",
+                message: "this server has no /dev/kvm; KVM passthrough is unavailable".into(),
+            },
+            other => ApiError::Internal(format!("runtime: {other}")),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

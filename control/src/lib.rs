@@ -12,6 +12,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod containers;
 pub mod error;
 pub mod events;
 pub mod keys;

@@ -33,7 +33,10 @@ pub async fn shutdown_signal() {
 
 /// Runs the whole server until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    runtime::check_host().map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = AppState::open(settings.clone()).context("cannot open state")?;
+    let rt = open_runtime(&settings).await?;
+    state.set_runtime(std::sync::Arc::new(rt));
     let api = TcpListener::bind(settings.api_listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
@@ -67,7 +70,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic upkeep: expired rate-limit windows, old activity.
+/// The runc driver under `<data-dir>/runtime`, on the configured bridge and subnet.
+async fn open_runtime(settings: &Settings) -> anyhow::Result<runtime::RuncRuntime> {
+    let mut config = runtime::RuntimeConfig::new(settings.data_dir.join("runtime"));
+    config.network = runtime::NetworkConfig {
+        bridge: settings.runtime_bridge.clone(),
+        subnet: settings.runtime_subnet,
+        masquerade: false,
+    };
+    // One cgroup parent per bridge, so servers sharing a host never clean up each
+    // other's cgroups.
+    if settings.runtime_bridge != "hoody0" {
+        config.cgroup_parent = format!("hoody-{}", settings.runtime_bridge);
+    }
+    runtime::RuncRuntime::open(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the container runtime: {e}"))
+}
+
+/// Periodic upkeep: expired rate-limit windows, old activity, expired snapshots.
 async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -76,6 +97,7 @@ async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
                 state.limits.sweep();
                 let st = state.clone();
                 let _ = tokio::task::spawn_blocking(move || crate::activity::routes::prune(&st)).await;
+                crate::containers::snapshots::expire(&state).await;
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {

@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish at shutdown [default: 10]
     #[arg(long, env = "HOODY_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Host bridge the containers attach to [default: hoody0]
+    #[arg(long, env = "HOODY_RUNTIME_BRIDGE")]
+    pub runtime_bridge: Option<String>,
+    /// Private IPv4 subnet of the container bridge [default: 10.213.0.0/24]
+    #[arg(long, env = "HOODY_RUNTIME_SUBNET")]
+    pub runtime_subnet: Option<ipnet::Ipv4Net>,
 }
 
 /// The same keys, as read from the TOML file.
@@ -88,6 +94,8 @@ struct FileSettings {
     activity_retention_days: Option<u32>,
     require_if_match: Option<bool>,
     shutdown_grace_secs: Option<u64>,
+    runtime_bridge: Option<String>,
+    runtime_subnet: Option<ipnet::Ipv4Net>,
 }
 
 /// Request budgets; each is a count per window.
@@ -116,6 +124,8 @@ pub struct Settings {
     pub activity_retention_days: u32,
     pub require_if_match: bool,
     pub shutdown_grace_secs: u64,
+    pub runtime_bridge: String,
+    pub runtime_subnet: ipnet::Ipv4Net,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +227,17 @@ impl Settings {
                 .shutdown_grace_secs
                 .or(file.shutdown_grace_secs)
                 .unwrap_or(10),
+            runtime_bridge: a
+                .runtime_bridge
+                .or(file.runtime_bridge)
+                .unwrap_or_else(|| "hoody0".into()),
+            runtime_subnet: a
+                .runtime_subnet
+                .or(file.runtime_subnet)
+                .unwrap_or_else(|| {
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 213, 0, 0), 24)
+                        .unwrap_or_default()
+                }),
         })
     }
 

@@ -21,6 +21,9 @@ pub struct Inner {
     pub mailer: Mailer,
     pub limits: Limits,
     pub activity: ActivityLog,
+    /// The container runtime; set once by `serve` (it needs root and the host tools),
+    /// absent in unit tests and admin commands.
+    runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -43,6 +46,23 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// Installs the container runtime; later calls are ignored.
+    pub fn set_runtime(&self, rt: Arc<dyn runtime::Runtime>) {
+        let _ = self.inner.runtime.set(rt);
+    }
+
+    /// The container runtime, or 503 when this process runs without one.
+    pub fn runtime(&self) -> Result<Arc<dyn runtime::Runtime>, crate::error::ApiError> {
+        self.inner
+            .runtime
+            .get()
+            .cloned()
+            .ok_or_else(|| crate::error::ApiError::Unavailable {
+                code: "RUNTIME_UNAVAILABLE",
+                message: "this server runs no container runtime".into(),
+            })
+    }
+
     /// Opens the store and keys under the data directory. Must run inside
     /// a tokio runtime (it starts the activity writer).
     pub fn open(settings: Settings) -> Result<AppState, StartError> {
@@ -73,6 +93,7 @@ impl AppState {
                 mailer,
                 limits,
                 activity,
+                runtime: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -1,4 +1,6 @@
-//! Projects: the unit that groups a user's containers. This issue only
-//! creates each user's default project; the projects API extends it.
+//! Projects: the unit that groups a user's containers, shared with other
+//! users at a permission level (read, edit, delete).
 
 pub mod model;
+pub mod routes;
+pub mod service;

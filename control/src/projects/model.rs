@@ -47,3 +47,32 @@ impl Project {
         }
     }
 }
+
+/// Grants on shared projects: one row per (project, grantee).
+pub const PROJECT_PERMISSIONS: Table<ProjectPermission> = Table::new("project_permissions");
+/// project id -> permission ids.
+pub const PERMISSIONS_BY_PROJECT: Index = Index::new("project_permissions_by_project");
+/// grantee user id -> permission ids.
+pub const PERMISSIONS_BY_USER: Index = Index::new("project_permissions_by_user");
+
+/// What a grantee may do on a shared project; each level includes the ones before it.
+#[derive(
+    Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Read,
+    Edit,
+    Delete,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
+pub struct ProjectPermission {
+    pub id: String,
+    pub project_id: String,
+    /// The grantee.
+    pub user_id: String,
+    pub permission_level: Level,
+    pub created_at: String,
+    pub updated_at: String,
+}

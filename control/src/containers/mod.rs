@@ -1,0 +1,13 @@
+//! Containers: records in the store, run by the `runtime` crate. Projects
+//! scope them; `service` holds the lifecycle, the other modules one feature
+//! each (`env`, `firewall`, `network`, `snapshots`, `stats`, `shares`).
+
+pub mod env;
+pub mod firewall;
+pub mod model;
+pub mod network;
+pub mod routes;
+pub mod service;
+pub mod shares;
+pub mod snapshots;
+pub mod stats;
