@@ -52,7 +52,7 @@ where
 /// Sends a mail the service asked for. A failure is logged, not answered:
 /// the response must not differ between addresses with and without an
 /// account.
-async fn deliver(state: &AppState, mail: Option<Mail>) {
+pub async fn deliver(state: &AppState, mail: Option<Mail>) {
     if let Some(m) = mail {
         if let Err(e) = state.mailer.send(&m.to, &m.subject, &m.body).await {
             tracing::warn!(error = %e, "cannot send email");
@@ -66,7 +66,7 @@ async fn deliver(state: &AppState, mail: Option<Mail>) {
     responses((status = 200, description = "Verification email sent (also when the address has an account)", body = Value),
         (status = 400, description = "Invalid field"), (status = 429, description = "Too many signups from this address")),
     security(()))]
-async fn signup(
+pub async fn signup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<SignupRequest>,
@@ -88,7 +88,7 @@ async fn signup(
     responses((status = 200, description = "Address verified; a new session", body = service::SessionGrant),
         (status = 400, description = "Invalid, expired or spent token, or another email")),
     security(()))]
-async fn verify_email(
+pub async fn verify_email(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
@@ -106,7 +106,7 @@ async fn verify_email(
     operation_id = "authentication.resendVerification", request_body = EmailRequest,
     responses((status = 200, description = "Sent if the address has an unverified account")),
     security(()))]
-async fn resend_verification(
+pub async fn resend_verification(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<Envelope> {
@@ -123,7 +123,7 @@ async fn resend_verification(
     operation_id = "authentication.forgotPassword", request_body = EmailRequest,
     responses((status = 200, description = "Sent if the address has an account")),
     security(()))]
-async fn forgot_password(
+pub async fn forgot_password(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<Envelope> {
@@ -141,7 +141,7 @@ async fn forgot_password(
     responses((status = 200, description = "Password changed; every session ended"),
         (status = 400, description = "Invalid, expired or spent token, or a weak password")),
     security(()))]
-async fn reset_password(
+pub async fn reset_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
@@ -158,7 +158,7 @@ async fn reset_password(
     operation_id = "authentication.getAvailableRegions",
     responses((status = 200, description = "Regions a new account can be placed in", body = Value)),
     security(()))]
-async fn available_regions(State(state): State<AppState>) -> Envelope {
+pub async fn available_regions(State(state): State<AppState>) -> Envelope {
     ok(
         "Available regions",
         json!({
@@ -177,7 +177,7 @@ async fn available_regions(State(state): State<AppState>) -> Envelope {
     operation_id = "authentication.getOAuthConfig",
     responses((status = 200, description = "Which sign-in methods are configured", body = Value)),
     security(()))]
-async fn oauth_config() -> Envelope {
+pub async fn oauth_config() -> Envelope {
     ok(
         "Authentication configuration",
         json!({
@@ -198,7 +198,7 @@ async fn oauth_config() -> Envelope {
         (status = 403, description = "EMAIL_NOT_VERIFIED or USER_BANNED"),
         (status = 429, description = "Too many failed logins from this address")),
     security(()))]
-async fn login(
+pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -227,7 +227,7 @@ pub struct RefreshRequest {
         (status = 401, description = "Invalid, expired, revoked or reused refresh token"),
         (status = 429, description = "Too many refreshes from this address")),
     security(()))]
-async fn refresh(
+pub async fn refresh(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -254,7 +254,10 @@ async fn refresh(
     operation_id = "authentication.logout",
     responses((status = 200, description = "Every access and refresh token issued so far is revoked")),
     security(("bearer" = [])))]
-async fn logout(State(state): State<AppState>, caller: Authed<AnyCaller>) -> ApiResult<Envelope> {
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Authed<AnyCaller>,
+) -> ApiResult<Envelope> {
     let user_id = caller.user.id.clone();
     let ip = caller.ip.to_string();
     blocking(&state, move |s| {
@@ -283,7 +286,7 @@ pub async fn me(caller: Authed<ReadAccount>) -> Envelope {
     operation_id = "authentication.api_issueIdentityClaim", request_body = IdentityClaimRequest,
     responses((status = 200, description = "A claim signed with the key of meta.getPublicKey", body = Value)),
     security(("bearer" = [])))]
-async fn identity_claim(
+pub async fn identity_claim(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     headers: HeaderMap,

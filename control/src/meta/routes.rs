@@ -35,7 +35,7 @@ const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorizatio
 #[utoipa::path(get, path = "/api/v1/ip", tag = "utilities", operation_id = "utilities.getIpInfo",
     responses((status = 200, description = "The caller's address and request headers", body = Value)),
     security((), ("bearer" = [])))]
-async fn ip_info(
+pub async fn ip_info(
     ClientIp(ip): ClientIp,
     caller: MaybeAuthed,
     version: Version,
@@ -76,7 +76,7 @@ async fn ip_info(
 #[utoipa::path(get, path = "/api/v1/meta/public-key", tag = "meta", operation_id = "meta.getPublicKey",
     responses((status = 200, description = "The signing key and how claims are signed", body = Value)),
     security(()))]
-async fn public_key(State(state): State<AppState>) -> Envelope {
+pub async fn public_key(State(state): State<AppState>) -> Envelope {
     let raw = state.keys.verifying_key().to_bytes();
     let engine = &base64::engine::general_purpose::STANDARD;
     let url = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -106,7 +106,7 @@ async fn public_key(State(state): State<AppState>) -> Envelope {
 #[utoipa::path(get, path = "/api/v1/meta/social-stats", tag = "meta", operation_id = "meta.getSocialStats",
     responses((status = 200, description = "Community counters (unknown here)", body = Value)),
     security(()))]
-async fn social_stats() -> Envelope {
+pub async fn social_stats() -> Envelope {
     ok(
         "Social stats",
         json!({
@@ -163,7 +163,7 @@ pub fn realms_of(state: &AppState, user_id: &str) -> ApiResult<BTreeMap<String, 
     params(RealmsQuery),
     responses((status = 200, description = "Realm ids used by the caller's tokens and events", body = Value)),
     security(("bearer" = [])))]
-async fn list_realms(
+pub async fn list_realms(
     State(state): State<AppState>,
     caller: Authed<Realms>,
     ApiQuery(q): ApiQuery<RealmsQuery>,

@@ -33,7 +33,7 @@ pub fn routes() -> Router<AppState> {
     responses((status = 200, description = "The user", body = UserView),
         (status = 404, description = "No such user visible to the caller")),
     security(("bearer" = [])))]
-async fn get_user(
+pub async fn get_user(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     Path(id): Path<String>,
@@ -52,7 +52,7 @@ async fn get_user(
         (status = 403, description = "Field the caller may not change"),
         (status = 404, description = "No such user visible to the caller")),
     security(("bearer" = [])))]
-async fn update_user(
+pub async fn update_user(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     Path(id): Path<String>,
@@ -69,7 +69,7 @@ async fn update_user(
     operation_id = "users.getFreeTierStatus",
     responses((status = 200, description = "Whether the caller has their free server", body = Value)),
     security(("bearer" = [])))]
-async fn free_tier_status(caller: Authed<ReadAccount>) -> Envelope {
+pub async fn free_tier_status(caller: Authed<ReadAccount>) -> Envelope {
     ok("Free tier status", service::free_tier_status(&caller.user))
 }
 
@@ -85,7 +85,7 @@ pub struct MilestoneRequest {
     operation_id = "users.markOnboardingMilestone", request_body = MilestoneRequest,
     responses((status = 200, description = "Every milestone reached so far", body = Value)),
     security(("bearer" = [])))]
-async fn mark_onboarding(
+pub async fn mark_onboarding(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     ApiJson(req): ApiJson<MilestoneRequest>,
@@ -114,7 +114,7 @@ pub struct RedeemInviteRequest {
     operation_id = "users.redeemInviteCode", request_body = RedeemInviteRequest,
     responses((status = 200, description = "The free tier, unlocked", body = Value)),
     security(("bearer" = [])))]
-async fn redeem_invite(
+pub async fn redeem_invite(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     ApiJson(req): ApiJson<RedeemInviteRequest>,
@@ -153,7 +153,7 @@ pub struct RetrySetupRequest {
     operation_id = "users.retrySetup", request_body = RetrySetupRequest,
     responses((status = 200, description = "The account's setup", body = Value)),
     security(("bearer" = [])))]
-async fn retry_setup(
+pub async fn retry_setup(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     ApiJson(req): ApiJson<RetrySetupRequest>,
@@ -209,7 +209,7 @@ pub struct HistoryQuery {
     operation_id = "users.getSecurityHistory", params(HistoryQuery),
     responses((status = 200, description = "Logins and account changes, newest first", body = Value)),
     security(("bearer" = [])))]
-async fn security_history(
+pub async fn security_history(
     State(state): State<AppState>,
     caller: Authed<ReadAccount>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
