@@ -41,11 +41,15 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::containers::routes::routes());
     Router::new()
         .nest("/api/v1", api)
-        .route("/health", get(health))
         .merge(crate::openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
+        // Added after the pipeline layer: probes are not rate limited.
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        // Routes added after the first call need the JSON 405 too.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -59,6 +63,18 @@ pub fn service(state: AppState) -> NormalizePath<Router> {
 
 async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Prometheus text: the embedded data plane's series (requests, latency,
+/// upstream errors, pool, config version).
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.dataplane.render_metrics(),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -138,7 +154,10 @@ async fn pipeline(State(state): State<AppState>, mut req: Request, next: Next) -
         .to_string();
     req.extensions_mut().insert(auth);
     let mut response = next.run(req).await;
-    quota.write_headers(response.headers_mut());
+    // A route with its own budget (signup, login, refresh) reports that one.
+    if !response.headers().contains_key("x-ratelimit-limit") {
+        quota.write_headers(response.headers_mut());
+    }
     if let Some(p) = principal {
         let status = response.status().as_u16();
         state

@@ -110,12 +110,13 @@ pub struct Limits {
 impl Limits {
     pub fn new(cfg: &crate::settings::RateLimits) -> Self {
         const MIN: Duration = Duration::from_secs(60);
+        let general = Duration::from_secs(cfg.window_secs);
         Limits {
             signup: RateLimiter::new(cfg.signup_per_hour, 60 * MIN),
             login_failures: RateLimiter::new(cfg.login_failures_per_30min, 30 * MIN),
             refresh: RateLimiter::new(cfg.refresh_per_30min, 30 * MIN),
-            per_credential: RateLimiter::new(cfg.per_token_per_min, MIN),
-            per_ip: RateLimiter::new(cfg.per_ip_per_min, MIN),
+            per_credential: RateLimiter::new(cfg.per_token_per_min, general),
+            per_ip: RateLimiter::new(cfg.per_ip_per_min, general),
         }
     }
 

@@ -41,6 +41,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
     tracing::info!(addr = %settings.api_listen, "API listening");
+    let proxy_listener = state
+        .dataplane
+        .bind(settings.proxy_listen)
+        .with_context(|| format!("cannot listen on {}", settings.proxy_listen))?;
+    tracing::info!(addr = %settings.proxy_listen, "proxy listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = crate::admin::serve_socket(state.clone(), stop_rx.clone())?;
@@ -55,6 +60,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let _ = api_stop.wait_for(|s| *s).await;
     });
     let server = tokio::spawn(async move { server.await });
+    let proxy = state.dataplane.clone();
+    let mut proxy_stop = stop_rx.clone();
+    let proxy = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = proxy_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = proxy.serve(vec![proxy_listener], stopped).await {
+            tracing::error!(error = %e, "proxy stopped");
+        }
+    });
 
     shutdown_signal().await;
     let _ = stop_tx.send(true);
@@ -62,6 +77,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     match tokio::time::timeout(grace, server).await {
         Ok(_) => tracing::info!("API drained"),
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    if tokio::time::timeout(grace, proxy).await.is_err() {
+        tracing::warn!("proxy drain took longer than the grace period");
     }
     let _ = admin.await;
     jobs.abort();

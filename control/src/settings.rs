@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Requests per minute per IP without credentials [default: 100]
     #[arg(long, env = "HOODY_RATE_PER_IP")]
     pub rate_per_ip: Option<u32>,
+    /// Length in seconds of the general per-token and per-IP windows [default: 60]
+    #[arg(long, env = "HOODY_RATE_WINDOW_SECS")]
+    pub rate_window_secs: Option<u64>,
     /// Days of activity log kept [default: 90]
     #[arg(long, env = "HOODY_ACTIVITY_RETENTION_DAYS")]
     pub activity_retention_days: Option<u32>,
@@ -91,6 +94,7 @@ struct FileSettings {
     rate_refresh: Option<u32>,
     rate_per_token: Option<u32>,
     rate_per_ip: Option<u32>,
+    rate_window_secs: Option<u64>,
     activity_retention_days: Option<u32>,
     require_if_match: Option<bool>,
     shutdown_grace_secs: Option<u64>,
@@ -106,6 +110,8 @@ pub struct RateLimits {
     pub refresh_per_30min: u32,
     pub per_token_per_min: u32,
     pub per_ip_per_min: u32,
+    /// The "minute" of the two general budgets, in seconds.
+    pub window_secs: u64,
 }
 
 /// Resolved settings: what the running server uses.
@@ -214,6 +220,11 @@ impl Settings {
                 refresh_per_30min: a.rate_refresh.or(file.rate_refresh).unwrap_or(30),
                 per_token_per_min: a.rate_per_token.or(file.rate_per_token).unwrap_or(1000),
                 per_ip_per_min: a.rate_per_ip.or(file.rate_per_ip).unwrap_or(100),
+                window_secs: a
+                    .rate_window_secs
+                    .or(file.rate_window_secs)
+                    .unwrap_or(60)
+                    .max(1),
             },
             activity_retention_days: a
                 .activity_retention_days
@@ -231,13 +242,9 @@ impl Settings {
                 .runtime_bridge
                 .or(file.runtime_bridge)
                 .unwrap_or_else(|| "hoody0".into()),
-            runtime_subnet: a
-                .runtime_subnet
-                .or(file.runtime_subnet)
-                .unwrap_or_else(|| {
-                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 213, 0, 0), 24)
-                        .unwrap_or_default()
-                }),
+            runtime_subnet: a.runtime_subnet.or(file.runtime_subnet).unwrap_or_else(|| {
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 213, 0, 0), 24).unwrap_or_default()
+            }),
         })
     }
 

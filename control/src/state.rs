@@ -21,6 +21,9 @@ pub struct Inner {
     pub mailer: Mailer,
     pub limits: Limits,
     pub activity: ActivityLog,
+    /// The embedded data plane: `serve` binds it to the proxy address; the
+    /// control plane applies configuration to it and serves its metrics.
+    pub dataplane: dataplane::DataPlane,
     /// The container runtime; set once by `serve` (it needs root and the host tools),
     /// absent in unit tests and admin commands.
     runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
@@ -84,6 +87,11 @@ impl AppState {
             dir.join("outbox"),
         )?;
         let limits = Limits::new(&settings.rate);
+        let dataplane = dataplane::DataPlane::new(dataplane::Settings {
+            node: settings.node_name.clone(),
+            base_domain: settings.base_domain.clone(),
+            ..dataplane::Settings::default()
+        });
         let activity = ActivityLog::start(store.clone());
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -93,6 +101,7 @@ impl AppState {
                 mailer,
                 limits,
                 activity,
+                dataplane,
                 runtime: std::sync::OnceLock::new(),
             }),
         })
