@@ -31,6 +31,8 @@ fn user() -> User {
         avatar_url: None,
         free_tier_unlocked: false,
         free_tier_unlocked_at: None,
+        free_tier_unlock_source: None,
+        free_tier_server_id: None,
         default_project_id: None,
         recent_login_ips: Vec::new(),
         created_at: control::wire::now(),
@@ -65,6 +67,7 @@ fn bench(c: &mut Criterion) {
         is_enabled: true,
         vault_access: false,
         event_access: true,
+        deny_reauthorization: false,
         created_by_token_id: None,
         delegation_depth: 0,
         last_used_at: None,
@@ -87,8 +90,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| control::tokens::service::authenticate(&state, &raw, ip, None).expect("valid"))
     });
 
-    let jwt = control::auth::jwt::issue(&state.keys.jwt_secret, &user.id, 0, "fam", control::wire::unix_now())
-        .expect("jwt");
+    let jwt = control::auth::jwt::issue(
+        &state.keys.jwt_secret,
+        &user.id,
+        0,
+        "fam",
+        control::wire::unix_now(),
+    )
+    .expect("jwt");
     c.bench_function("jwt_verify_signature_and_claims", |b| {
         b.iter(|| control::auth::jwt::verify(&state.keys.jwt_secret, &jwt).expect("valid"))
     });

@@ -77,7 +77,14 @@ fn gate(c: &mut Criterion) {
     let client: SocketAddr = "10.1.2.3:40000".parse().expect("addr");
     // HS256 over {"role":"dev","exp":4000000000} with secret "k".
     let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiZGV2IiwiZXhwIjo0MDAwMDAwMDAwfQ.fdtRnQCAfWmJIRADjm_7-IUgRxskL53h5QvCVkvI6c8";
-    let cases: Vec<(&str, serde_json::Value, Vec<(&str, String)>, Option<&str>)> = vec![
+    // (name, group, request headers, query)
+    type Case<'a> = (
+        &'a str,
+        serde_json::Value,
+        Vec<(&'a str, String)>,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         ("open", serde_json::Value::Null, vec![], None),
         (
             "ip",
