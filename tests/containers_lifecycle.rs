@@ -56,8 +56,8 @@ struct Tenant {
 }
 
 async fn tenant(client: &Client, srv: &Server, email: &str) -> Tenant {
-    admin_create_user(&srv.data_dir, email, "correct horse battery", false);
-    let token = login(client, srv, email, "correct horse battery").await;
+    admin_create_user(&srv.data_dir, email, "Correct-Horse-9!", false);
+    let token = login(client, srv, email, "Correct-Horse-9!").await;
     let (s, body) = call(client, srv, &token, Method::GET, "/api/v1/projects/", None).await;
     assert_eq!(s, 200, "{body}");
     let project = body["data"]["projects"]

@@ -43,8 +43,8 @@ async fn call(
 }
 
 async fn user(client: &Client, srv: &Server, email: &str) -> (String, String) {
-    let created = admin_create_user(&srv.data_dir, email, "correct horse battery", false);
-    let token = login(client, srv, email, "correct horse battery").await;
+    let created = admin_create_user(&srv.data_dir, email, "Correct-Horse-9!", false);
+    let token = login(client, srv, email, "Correct-Horse-9!").await;
     (token, created["id"].as_str().unwrap().to_string())
 }
 

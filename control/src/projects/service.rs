@@ -200,9 +200,11 @@ pub fn create(state: &AppState, caller: &Principal, body: CreateProject) -> ApiR
         updated_at: at,
     };
     let store = &state.store;
+    // Read outside the transaction: sled deadlocks on plain reads inside one.
+    let owned = store.ids(&PROJECTS_BY_OWNER, &project.user_id)?;
     store.tx(|tx| {
-        for pid in store.ids(&PROJECTS_BY_OWNER, &project.user_id)? {
-            if let Some(p) = tx.get(&PROJECTS, &pid)? {
+        for pid in &owned {
+            if let Some(p) = tx.get(&PROJECTS, pid)? {
                 if p.alias.eq_ignore_ascii_case(&project.alias) {
                     return Err(ApiError::conflict(
                         "PROJECT_ALIAS_EXISTS",
@@ -413,9 +415,10 @@ pub fn add_permission(
         updated_at: at,
     };
     let store = &state.store;
+    let existing = store.ids(&PERMISSIONS_BY_PROJECT, id)?;
     store.tx(|tx| {
-        for gid in store.ids(&PERMISSIONS_BY_PROJECT, id)? {
-            if let Some(g) = tx.get(&PROJECT_PERMISSIONS, &gid)? {
+        for gid in &existing {
+            if let Some(g) = tx.get(&PROJECT_PERMISSIONS, gid)? {
                 if g.user_id == grant.user_id {
                     return Err(ApiError::conflict(
                         "PERMISSION_EXISTS",
