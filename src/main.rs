@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hoody-api", version, about = "Host containers and serve their traffic")]
+#[command(
+    name = "hoody-api",
+    version,
+    about = "Host containers and serve their traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -34,7 +34,14 @@ async fn health_answers_and_request_ids_are_echoed() {
 async fn unknown_routes_and_methods_answer_json_errors() {
     let server = Server::start();
     let client = reqwest::Client::new();
-    let (status, v) = body(client.get(server.url("/api/v1/no-such-thing")).send().await.unwrap()).await;
+    let (status, v) = body(
+        client
+            .get(server.url("/api/v1/no-such-thing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(v["code"], "NOT_FOUND");
     assert_eq!(v["statusCode"], 404);
@@ -49,7 +56,14 @@ async fn trailing_slash_paths_route_like_their_bare_form() {
     let client = reqwest::Client::new();
     let with = client.get(server.url("/health/")).send().await.unwrap();
     assert_eq!(with.status(), 200);
-    let (status, v) = body(client.get(server.url("/api/v1/users/auth/me/")).send().await.unwrap()).await;
+    let (status, v) = body(
+        client
+            .get(server.url("/api/v1/users/auth/me/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401, "auth required, not a routing miss: {v}");
 }
 
@@ -88,7 +102,11 @@ async fn general_ip_budget_trips_with_retry_after_and_recovers() {
     }
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry));
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["code"], "RATE_LIMITED");
@@ -111,11 +129,16 @@ fn sigterm_lets_an_inflight_request_finish_and_exits_cleanly() {
         libc::kill(pid, libc::SIGTERM);
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
-    s.write_all(b"\"password\":\"Wrong-password-1!\"}                 ").unwrap();
+    s.write_all(b"\"password\":\"Wrong-password-1!\"}                 ")
+        .unwrap();
     let mut out = String::new();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 "), "in-flight request got an answer: {out:?}");
+    assert!(
+        out.starts_with("HTTP/1.1 "),
+        "in-flight request got an answer: {out:?}"
+    );
     let status = server.child.take().unwrap().wait().unwrap();
     assert!(status.success(), "clean exit: {status}");
 }
@@ -124,8 +147,19 @@ fn sigterm_lets_an_inflight_request_finish_and_exits_cleanly() {
 async fn users_survive_a_restart_and_admin_works_through_the_running_server() {
     let mut server = Server::start();
     // While serving, the admin command must go through the admin socket.
-    let created = admin_create_user(&server.data_dir, "keeper@example.test", "Keeper-pass-123!", false);
-    assert!(created["id"].as_str().map(|id| id.len() == 24).unwrap_or(false), "{created}");
+    let created = admin_create_user(
+        &server.data_dir,
+        "keeper@example.test",
+        "Keeper-pass-123!",
+        false,
+    );
+    assert!(
+        created["id"]
+            .as_str()
+            .map(|id| id.len() == 24)
+            .unwrap_or(false),
+        "{created}"
+    );
     let client = reqwest::Client::new();
     let token = common::login(&client, &server, "keeper@example.test", "Keeper-pass-123!").await;
     assert!(!token.is_empty());
@@ -137,7 +171,11 @@ async fn users_survive_a_restart_and_admin_works_through_the_running_server() {
         .arg(&backup)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&backup).unwrap();
     assert!(text.lines().count() > 3, "backup has records");
     assert!(text.contains(&hex_of("keeper@example.test")));
@@ -154,7 +192,12 @@ fn hex_of(s: &str) -> String {
 
 #[tokio::test]
 async fn kill_dash_nine_during_signups_leaves_no_half_written_user() {
-    let mut server = Server::start_with(&["--rate-signup-per-hour", "100000", "--rate-per-ip", "100000"]);
+    let mut server = Server::start_with(&[
+        "--rate-signup-per-hour",
+        "100000",
+        "--rate-per-ip",
+        "100000",
+    ]);
     let client = reqwest::Client::new();
     let url = server.url("/api/v1/auth/signup");
     let mut tasks = Vec::new();
@@ -174,19 +217,37 @@ async fn kill_dash_nine_during_signups_leaves_no_half_written_user() {
     for t in tasks {
         let _ = t.await;
     }
-    let store = control::store::Store::open(&server.data_dir.join("db")).expect("store reopens after kill -9");
+    let store = control::store::Store::open(&server.data_dir.join("db"))
+        .expect("store reopens after kill -9");
     let users = store.scan(&control::users::model::USERS).unwrap();
     for user in &users {
         let by_email = store
-            .lookup(&control::users::model::USERS_BY_EMAIL, &user.email.to_lowercase())
+            .lookup(
+                &control::users::model::USERS_BY_EMAIL,
+                &user.email.to_lowercase(),
+            )
             .unwrap();
-        assert_eq!(by_email.as_deref(), Some(user.id.as_str()), "user {} has its email index", user.email);
+        assert_eq!(
+            by_email.as_deref(),
+            Some(user.id.as_str()),
+            "user {} has its email index",
+            user.email
+        );
     }
     // And no index entry points at a missing user.
     for i in 0..200 {
         let email = format!("burst{i}@example.test");
-        if let Some(id) = store.lookup(&control::users::model::USERS_BY_EMAIL, &email).unwrap() {
-            assert!(store.get(&control::users::model::USERS, &id).unwrap().is_some(), "{email} index points at a user");
+        if let Some(id) = store
+            .lookup(&control::users::model::USERS_BY_EMAIL, &email)
+            .unwrap()
+        {
+            assert!(
+                store
+                    .get(&control::users::model::USERS, &id)
+                    .unwrap()
+                    .is_some(),
+                "{email} index points at a user"
+            );
         }
     }
 }
@@ -201,6 +262,10 @@ fn oversized_body_is_413_json() {
         big.len()
     );
     let out = raw_request(&addr, &req).unwrap();
-    assert!(out.starts_with("HTTP/1.1 413"), "{}", &out[..out.len().min(200)]);
+    assert!(
+        out.starts_with("HTTP/1.1 413"),
+        "{}",
+        &out[..out.len().min(200)]
+    );
     assert!(out.contains("PAYLOAD_TOO_LARGE"));
 }

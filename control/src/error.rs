@@ -150,9 +150,10 @@ impl From<runtime::RuntimeError> for ApiError {
                 "CONTAINER_ALREADY_EXISTS",
                 format!("container {id} already exists on this server"),
             ),
-            R::AlreadyRunning(_) => {
-                ApiError::conflict("CONTAINER_ALREADY_RUNNING", "the container is already running")
-            }
+            R::AlreadyRunning(_) => ApiError::conflict(
+                "CONTAINER_ALREADY_RUNNING",
+                "the container is already running",
+            ),
             R::NotRunning(_) => {
                 ApiError::conflict("CONTAINER_NOT_RUNNING", "the container is not running")
             }

@@ -98,17 +98,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        // A syntax error is about the body as a whole, wherever it stopped.
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::field("body", "malformed JSON");
+        }
         let field = if path == "." {
             unknown_field_name(&inner.to_string()).unwrap_or_else(|| "body".to_string())
         } else {
             path
         };
-        let reason = if inner.is_syntax() || inner.is_eof() {
-            "malformed JSON".to_string()
-        } else {
-            strip_position(&inner.to_string())
-        };
-        ApiError::field(&field, reason)
+        ApiError::field(&field, strip_position(&inner.to_string()))
     })
 }
 
@@ -289,13 +288,28 @@ impl Pagination {
     }
 }
 
-/// A new 24-hex id: 4 bytes of seconds then 8 random bytes, so ids sort by
-/// creation time like the service's.
+/// A new 24-hex id laid out like a MongoDB ObjectId: 4 bytes of seconds, 5
+/// random bytes fixed per process, 3 bytes of a counter. Ids therefore sort by
+/// creation time, and within one process also by creation order inside a
+/// second, which lists ordered "by id" rely on.
 pub fn new_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static PROCESS: OnceLock<[u8; 5]> = OnceLock::new();
+    static COUNTER: OnceLock<AtomicU32> = OnceLock::new();
+    let process = PROCESS.get_or_init(|| {
+        let mut b = [0u8; 5];
+        rand::thread_rng().fill_bytes(&mut b);
+        b
+    });
+    let counter = COUNTER
+        .get_or_init(|| AtomicU32::new(rand::thread_rng().next_u32() & 0x7f_ffff))
+        .fetch_add(1, Ordering::Relaxed);
     let secs = time::OffsetDateTime::now_utc().unix_timestamp() as u32;
     let mut bytes = [0u8; 12];
     bytes[..4].copy_from_slice(&secs.to_be_bytes());
-    rand::thread_rng().fill_bytes(&mut bytes[4..]);
+    bytes[4..9].copy_from_slice(process);
+    bytes[9..].copy_from_slice(&counter.to_be_bytes()[1..]);
     hex::encode(bytes)
 }
 
@@ -454,8 +468,10 @@ mod tests {
     #[test]
     fn ids_are_24_lowercase_hex_and_unique() {
         let a = new_id();
+        let b = new_id();
         assert!(is_id(&a));
-        assert_ne!(a, new_id());
+        assert_ne!(a, b);
+        assert!(a < b, "ids made in order sort in order");
         assert!(!is_id("ABCDEFABCDEFABCDEFABCDEF"));
         assert!(!is_id("abc"));
     }

@@ -189,7 +189,11 @@ impl Server {
 
     /// The newest email sent to `to`.
     pub fn last_email_to(&self, to: &str) -> Option<String> {
-        self.outbox().into_iter().rev().find(|m| m.contains(to))
+        let to = to.to_lowercase();
+        self.outbox()
+            .into_iter()
+            .rev()
+            .find(|m| m.to_lowercase().contains(&to))
     }
 }
 
