@@ -11,14 +11,14 @@ use common::{admin_create_user, login, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-/// A server whose runtime uses bridge `hct<n>` on `10.213.<n>.0/24`.
+/// A server whose runtime uses bridge `hct<n>` on `10.214.<n>.0/24`.
 fn server(n: u8) -> Server {
     cleanup_bridge(n);
     Server::start_with(&[
         "--runtime-bridge",
         &format!("hct{n}"),
         "--runtime-subnet",
-        &format!("10.213.{n}.0/24"),
+        &format!("10.214.{n}.0/24"),
     ])
 }
 
@@ -230,7 +230,7 @@ async fn busybox_container_lives_through_the_whole_lifecycle() {
     assert_eq!(body["code"], "CONTAINER_ALREADY_RUNNING");
 
     let ip = address(&client, &srv, &owner, &id).await;
-    assert!(ip.starts_with("10.213.101."), "{ip}");
+    assert!(ip.starts_with("10.214.101."), "{ip}");
     let env = container_get(&ip, "/cgi-bin/env").await;
     assert!(env.contains("GREETING=hello"), "{env}");
     assert!(env.contains("COLOR=blue"), "{env}");

@@ -18,7 +18,7 @@ fn server(n: u8) -> Server {
         "--runtime-bridge",
         &format!("hct{n}"),
         "--runtime-subnet",
-        &format!("10.213.{n}.0/24"),
+        &format!("10.214.{n}.0/24"),
     ])
 }
 

@@ -199,6 +199,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- hoody-api log (port {}) ---\n{}",
+                self.api_port,
+                self.log()
+            );
+        }
         self.kill9();
     }
 }

@@ -67,10 +67,16 @@ pub fn sort_values(
         let (x, y) = (&a[key], &b[key]);
         let ord = match (x.as_f64(), y.as_f64()) {
             (Some(p), Some(q)) => p.total_cmp(&q),
-            _ => x
-                .as_str()
-                .unwrap_or_default()
-                .cmp(y.as_str().unwrap_or_default()),
+            // Names sort the way people read them: case does not matter.
+            _ => {
+                let (p, q) = (
+                    x.as_str().unwrap_or_default(),
+                    y.as_str().unwrap_or_default(),
+                );
+                p.to_lowercase()
+                    .cmp(&q.to_lowercase())
+                    .then_with(|| p.cmp(q))
+            }
         };
         if desc {
             ord.reverse()

@@ -67,7 +67,8 @@ pub struct LoginIp {
 #[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct SecurityEvent {
     pub id: String,
-    #[serde(skip_serializing)]
+    /// Not part of the response; records are reached through the user's index.
+    #[serde(skip_serializing, default)]
     pub user_id: String,
     /// `login`, `logout`, `email_verified`, `password_changed`, `password_reset`.
     pub event: String,
