@@ -11,7 +11,7 @@ CONNS=${2:-64}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet
-BIN=target/release/hoody-api
+BIN=${CARGO_TARGET_DIR:-target}/release/hoody-api
 WORK=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
 PROXY=$((PORT + 1))
