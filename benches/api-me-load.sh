@@ -10,7 +10,7 @@ DURATION=${1:-10}
 CONNS=${2:-64}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet
+[ -x "${CARGO_TARGET_DIR:-target}/release/hoody-api" ] && [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
 BIN=${CARGO_TARGET_DIR:-target}/release/hoody-api
 WORK=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
