@@ -180,6 +180,32 @@ async fn users_survive_a_restart_and_admin_works_through_the_running_server() {
     assert!(text.lines().count() > 3, "backup has records");
     assert!(text.contains(&hex_of("keeper@example.test")));
 
+    // The backup restores into an empty data directory with every index.
+    let restored = common::TempDir::new("restore");
+    let out = std::process::Command::new(common::binary())
+        .args(["admin", "restore", "--data-dir"])
+        .arg(restored.path())
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = control::store::Store::open(&restored.path().join("db")).unwrap();
+    let id = store
+        .lookup(
+            &control::users::model::USERS_BY_EMAIL,
+            "keeper@example.test",
+        )
+        .unwrap()
+        .expect("email index restored");
+    assert!(store
+        .get(&control::users::model::USERS, &id)
+        .unwrap()
+        .is_some());
+
     assert!(server.stop().success());
     server.spawn();
     let again = common::login(&client, &server, "keeper@example.test", "Keeper-pass-123!").await;

@@ -37,6 +37,9 @@ pub enum AdminCommand {
     },
     /// Write an online backup of the store to FILE.
     Backup { file: PathBuf },
+    /// Load a backup FILE into an empty data directory (no server may run on it).
+    /// Keys are not part of a backup: sessions issued before it must log in again.
+    Restore { file: PathBuf },
 }
 
 /// Installs the tracing subscriber: JSON lines, or human-readable.
@@ -64,6 +67,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 pub fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let op = match args.command {
+        AdminCommand::Restore { file } => return restore(&args.data_dir, &file),
         AdminCommand::CreateUser { email, admin, .. } => {
             let mut password = String::new();
             std::io::stdin()
@@ -85,6 +89,29 @@ pub fn admin(args: AdminArgs) -> anyhow::Result<()> {
         .build()?;
     let result = rt.block_on(run_admin(&args.data_dir, op))?;
     println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+/// Restores into a stopped, empty store: merging a backup into live data
+/// could pair records with indexes that no longer match.
+fn restore(data_dir: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {
+    let store = match Store::open(&data_dir.join("db")) {
+        Ok(store) => store,
+        Err(e) if admin::store_is_locked(&e) => anyhow::bail!(
+            "a server is running on {}: stop it before restoring",
+            data_dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    if store.count(&crate::users::model::USERS)? > 0 {
+        anyhow::bail!(
+            "{} already holds users: restore into an empty data directory",
+            data_dir.display()
+        );
+    }
+    let records = crate::store::import_from_file(&store, file)
+        .with_context(|| format!("cannot restore {}", file.display()))?;
+    println!("{}", serde_json::json!({ "restored_records": records }));
     Ok(())
 }
 

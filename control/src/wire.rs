@@ -229,6 +229,65 @@ pub mod lenient {
     }
 }
 
+/// The query of a sortable, paginated list.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SortedPageQuery {
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    pub page: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    pub limit: Option<u64>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    /// Accepted because the SDK may send it on any call; these lists are not
+    /// narrowed by realm.
+    pub realm_id: Option<String>,
+}
+
+/// Sorts by one of `allowed` fields of the serialized records; `desc` by default.
+pub fn sort_values(
+    items: &mut [Value],
+    sort_by: Option<&str>,
+    sort_order: Option<&str>,
+    allowed: &[&str],
+    default: &str,
+) -> Result<(), ApiError> {
+    let key = sort_by.unwrap_or(default);
+    if !allowed.contains(&key) {
+        return Err(ApiError::field(
+            "sort_by",
+            format!("must be one of {}", allowed.join(", ")),
+        ));
+    }
+    let desc = match sort_order.unwrap_or("desc") {
+        "asc" => false,
+        "desc" => true,
+        _ => return Err(ApiError::field("sort_order", "must be asc or desc")),
+    };
+    items.sort_by(|a, b| {
+        let (x, y) = (&a[key], &b[key]);
+        let ord = match (x.as_f64(), y.as_f64()) {
+            (Some(p), Some(q)) => p.total_cmp(&q),
+            // Names sort the way people read them: case does not matter.
+            _ => {
+                let (p, q) = (
+                    x.as_str().unwrap_or_default(),
+                    y.as_str().unwrap_or_default(),
+                );
+                p.to_lowercase()
+                    .cmp(&q.to_lowercase())
+                    .then_with(|| p.cmp(q))
+            }
+        };
+        if desc {
+            ord.reverse()
+        } else {
+            ord
+        }
+    });
+    Ok(())
+}
+
 /// `page`/`limit` pagination as most lists use it.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {

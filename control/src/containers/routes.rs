@@ -17,10 +17,12 @@ use crate::auth::principal::{Authed, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::ErrorBody;
 use crate::projects::model::Level;
-use crate::projects::routes::sort_values;
 use crate::projects::service as projects;
 use crate::state::AppState;
-use crate::wire::{created, lenient, ok, ApiJson, ApiQuery, Envelope, PageRequest, Pagination};
+use crate::wire::{
+    created, lenient, ok, sort_values, ApiJson, ApiQuery, Envelope, PageRequest, Pagination,
+    SortedPageQuery,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -383,19 +385,6 @@ pub async fn get_stats(
     ))
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct LogsQuery {
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    page: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    limit: Option<u64>,
-    sort_by: Option<String>,
-    sort_order: Option<String>,
-    #[allow(dead_code)]
-    realm_id: Option<String>,
-}
-
 /// `containers.getStatusLogs`
 #[utoipa::path(
     get, path = "/api/v1/containers/{id}/status-logs", tag = "containers", operation_id = "containers.getStatusLogs",
@@ -406,7 +395,7 @@ pub async fn status_logs(
     State(state): State<AppState>,
     caller: Authed<perm::ContainersLogs>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<LogsQuery>,
+    ApiQuery(q): ApiQuery<SortedPageQuery>,
 ) -> ApiResult<Envelope> {
     service::lookup(&state, &caller, &id, Level::Read)?;
     let page = PageRequest::from_query(q.page, q.limit, 20)?;

@@ -13,7 +13,10 @@ use crate::auth::principal::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
-use crate::wire::{created, lenient, ok, ApiJson, ApiQuery, Envelope, PageRequest, Pagination};
+use crate::wire::{
+    created, lenient, ok, sort_values, ApiJson, ApiQuery, Envelope, PageRequest, Pagination,
+    SortedPageQuery,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,63 +33,6 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{id}/stats", get(stats))
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    page: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    limit: Option<u64>,
-    sort_by: Option<String>,
-    sort_order: Option<String>,
-    #[allow(dead_code)]
-    realm_id: Option<String>,
-}
-
-/// Sorts by one of `allowed` fields of the serialized records; `desc` by default.
-pub fn sort_values(
-    items: &mut [Value],
-    sort_by: Option<&str>,
-    sort_order: Option<&str>,
-    allowed: &[&str],
-    default: &str,
-) -> ApiResult<()> {
-    let key = sort_by.unwrap_or(default);
-    if !allowed.contains(&key) {
-        return Err(ApiError::field(
-            "sort_by",
-            format!("must be one of {}", allowed.join(", ")),
-        ));
-    }
-    let desc = match sort_order.unwrap_or("desc") {
-        "asc" => false,
-        "desc" => true,
-        _ => return Err(ApiError::field("sort_order", "must be asc or desc")),
-    };
-    items.sort_by(|a, b| {
-        let (x, y) = (&a[key], &b[key]);
-        let ord = match (x.as_f64(), y.as_f64()) {
-            (Some(p), Some(q)) => p.total_cmp(&q),
-            // Names sort the way people read them: case does not matter.
-            _ => {
-                let (p, q) = (
-                    x.as_str().unwrap_or_default(),
-                    y.as_str().unwrap_or_default(),
-                );
-                p.to_lowercase()
-                    .cmp(&q.to_lowercase())
-                    .then_with(|| p.cmp(q))
-            }
-        };
-        if desc {
-            ord.reverse()
-        } else {
-            ord
-        }
-    });
-    Ok(())
-}
-
 /// `projects.list`: projects the caller owns or was granted, in the chosen realm.
 #[utoipa::path(
     get, path = "/api/v1/projects", tag = "projects", operation_id = "projects.list",
@@ -96,7 +42,7 @@ pub fn sort_values(
 pub async fn list(
     State(state): State<AppState>,
     caller: Authed<perm::ProjectsRead>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<SortedPageQuery>,
 ) -> ApiResult<Envelope> {
     let page = PageRequest::from_query(q.page, q.limit, 20)?;
     let mut items = service::reachable(&state.store, caller.user_id())?
@@ -218,19 +164,6 @@ pub async fn delete(
     Ok(ok("Project deleted", data))
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct PermissionsQuery {
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    page: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    limit: Option<u64>,
-    sort_by: Option<String>,
-    sort_order: Option<String>,
-    #[allow(dead_code)]
-    realm_id: Option<String>,
-}
-
 /// `projects.listPermissions`
 #[utoipa::path(
     get, path = "/api/v1/projects/{id}/permissions", tag = "projects", operation_id = "projects.listPermissions",
@@ -241,7 +174,7 @@ pub async fn list_permissions(
     State(state): State<AppState>,
     caller: Authed<perm::ProjectsRead>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<PermissionsQuery>,
+    ApiQuery(q): ApiQuery<SortedPageQuery>,
 ) -> ApiResult<Envelope> {
     let page = PageRequest::from_query(q.page, q.limit, 20)?;
     let mut rows = service::permissions(&state, &caller, &id)?
