@@ -27,6 +27,7 @@ fn table() -> RouteTable {
             aliases: vec![],
             proxy: None,
             firewall: vec![],
+            modules: Default::default(),
         })
         .collect();
     t.replace_all(&Snapshot { units }).expect("snapshot");
@@ -67,6 +68,7 @@ fn lookup(c: &mut Criterion) {
                 aliases: vec![],
                 proxy: None,
                 firewall: vec![],
+                modules: Default::default(),
             };
             t.apply(&Delta::Upsert { unit }).expect("apply")
         })

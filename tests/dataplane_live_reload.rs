@@ -28,6 +28,7 @@ fn unit(id: &str, host: &str, backend: &Backend) -> ContainerUnit {
         aliases: vec![],
         proxy: None,
         firewall: vec![],
+        modules: Default::default(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Inner {
     /// The embedded data plane: `serve` binds it to the proxy address; the
     /// control plane applies configuration to it and serves its metrics.
     pub dataplane: dataplane::DataPlane,
+    /// Every routing change goes through here: applied to `dataplane`
+    /// before the API answers, and fanned out to remote nodes.
+    pub publisher: crate::publish::Publisher,
     /// The container runtime; set once by `serve` (it needs root and the host tools),
     /// absent in unit tests and admin commands.
     runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
@@ -101,6 +104,7 @@ impl AppState {
                 mailer,
                 limits,
                 activity,
+                publisher: crate::publish::Publisher::new(dataplane.clone()),
                 dataplane,
                 runtime: std::sync::OnceLock::new(),
             }),

@@ -19,7 +19,7 @@ fn yes() -> bool {
 
 /// One container's whole routing unit. A delta replaces or removes a unit as
 /// one piece, so its hostnames, policy and firewall always change together.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct ContainerUnit {
     /// Container id (24 hex in the API; any non-empty string here).
     pub id: String,
@@ -40,6 +40,19 @@ pub struct ContainerUnit {
     /// Ingress firewall rules, evaluated first-match on the client address.
     #[serde(default)]
     pub firewall: Vec<FirewallRule>,
+    /// The unit's Wasm module store: module name (what a hook's
+    /// `script.path` names) → content address. The bytes are fetched by
+    /// sha256, so they travel once however many units use them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modules: BTreeMap<String, ModuleRef>,
+}
+
+/// A module in a unit's module store, by content.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleRef {
+    /// sha256 of the Wasm bytes, 64 lowercase hex digits.
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// A program instance reachable through the proxy.
@@ -101,9 +114,84 @@ pub struct ProxyDocument {
     pub default: DefaultAccess,
     #[serde(default = "yes")]
     pub enable_proxy: bool,
-    /// Kept opaque until hooks are executed (issue 6).
+    /// Hooks per service key (`http` = every port of the program,
+    /// `http-3000` = one port), each list first-match-wins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, Vec<Hook>>,
+}
+
+/// One hook placement (`proxyHooks.addContainerProxyHook`), plus our
+/// extensions `script.config`, `fresh_instance` and `failure_mode`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Hook {
+    /// Lowercase 26-character ULID.
+    pub id: String,
+    #[serde(rename = "match", default)]
+    pub matcher: HookMatch,
+    pub script: HookScript,
+    /// Milliseconds per callback, 1–30000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<serde_json::Value>,
+    pub timeout: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<AppliesTo>,
+    /// A new instance per request instead of a pooled one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_instance: bool,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// When a hook runs: every present criterion must match.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct HookMatch {
+    /// One method or a list of methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<OneOrMany>,
+    /// A path glob (`*` within a segment, `**` across segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Header name → required value (a string), or `true` for presence.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Which module runs and what it is told at `proxy_on_configure`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HookScript {
+    /// Module name in the unit's module store.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    #[serde(rename = "execId", default, skip_serializing_if = "Option::is_none")]
+    pub exec_id: Option<String>,
+    /// Plugin configuration handed to `proxy_on_configure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct AppliesTo {
+    /// Run only for requests authenticated by one of these groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// What a request gets when its hook fails (trap, timeout, memory cap).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    /// Answer with an error (504 on timeout, 502 otherwise).
+    #[default]
+    FailClosed,
+    /// Pass the request on as if the hook were absent.
+    FailOpen,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -406,6 +494,7 @@ impl RoutesFile {
                     aliases: Vec::new(),
                     proxy: r.proxy,
                     firewall: r.firewall,
+                    modules: BTreeMap::new(),
                 }
             })
             .collect();
@@ -460,6 +549,26 @@ mod tests {
         let s = f.into_snapshot();
         assert_eq!(s.units[0].services[0].index, 9000);
         assert_eq!(s.units[0].services[0].program, "http");
+    }
+
+    #[test]
+    fn hooks_read_the_contract_shape_with_our_extensions() {
+        let d: ProxyDocument = serde_json::from_str(
+            r#"{"hooks":{"http-3000":[{"id":"01hzy5d8k6m2q9v3x7w4t1r0ab",
+                "match":{"method":["GET","HEAD"],"path":"/api/**"},
+                "script":{"path":"auth.wasm","config":"{}"},
+                "timeout":50,"applies_to":{"groups":["admins"]},
+                "failure_mode":"fail-open"}]}}"#,
+        )
+        .unwrap();
+        let h = &d.hooks["http-3000"][0];
+        assert_eq!(h.script.path, "auth.wasm");
+        assert_eq!(h.failure_mode, FailureMode::FailOpen);
+        assert!(!h.fresh_instance);
+        assert!(matches!(h.matcher.method, Some(OneOrMany::Many(ref m)) if m.len() == 2));
+        let back: ProxyDocument =
+            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -539,6 +539,7 @@ mod tests {
             aliases: vec![],
             proxy: None,
             firewall: vec![],
+            modules: Default::default(),
         }
     }
 
