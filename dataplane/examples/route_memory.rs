@@ -39,6 +39,7 @@ fn main() {
             aliases: vec![],
             proxy: None,
             firewall: vec![],
+            modules: Default::default(),
         })
         .collect();
     let snapshot = Snapshot { units };
