@@ -20,6 +20,7 @@ pub mod mail;
 pub mod meta;
 pub mod openapi;
 pub mod projects;
+pub mod proxy;
 pub mod publish;
 pub mod ratelimit;
 pub mod server;
