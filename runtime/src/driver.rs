@@ -693,6 +693,40 @@ impl Runtime for RuncRuntime {
         Ok(self.info(&record, None))
     }
 
+    async fn copy_from_snapshot(
+        &self,
+        source: &str,
+        snapshot: &str,
+        spec: ContainerSpec,
+    ) -> Result<ContainerInfo> {
+        spec.validate()?;
+        if spec.id == source {
+            return Err(RuntimeError::InvalidSpec("a copy needs a new id".into()));
+        }
+        let (_a, _b) = self.lock_pair(source, &spec.id).await;
+        let (source_dir, source_record) = self.load(source)?;
+        let snapshots = SnapshotStore::new(source_dir.snapshots());
+        snapshots.get(snapshot).await?;
+        let mut spec = spec;
+        if spec.image.is_none() {
+            spec.image = Some(source_record.image.clone());
+        }
+        let (dir, record) = self.create_locked(spec).await?;
+        let layout = dir.layout();
+        let copied = async {
+            layout.reset_upper().await?;
+            snapshots.extract(snapshot, &layout.upper).await
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Err(cleanup) = self.teardown(&dir, &record).await {
+                tracing::error!(id = %record.spec.id, error = %cleanup, "cleanup after failed copy");
+            }
+            return Err(e);
+        }
+        Ok(self.info(&record, None))
+    }
+
     async fn sync(&self, source: &str, target: &str) -> Result<ContainerInfo> {
         if source == target {
             return Err(RuntimeError::InvalidSpec(

@@ -96,6 +96,14 @@ pub trait Runtime: Send + Sync {
     async fn update(&self, id: &str, update: SpecUpdate) -> Result<ContainerInfo>;
     /// Creates `spec.id` (stopped) with a copy of `source`'s root filesystem changes.
     async fn copy(&self, source: &str, spec: ContainerSpec) -> Result<ContainerInfo>;
+    /// Creates `spec.id` (stopped) with the root filesystem changes stored in `source`'s
+    /// snapshot `snapshot` (`SnapshotNotFound` if it has none by that name).
+    async fn copy_from_snapshot(
+        &self,
+        source: &str,
+        snapshot: &str,
+        spec: ContainerSpec,
+    ) -> Result<ContainerInfo>;
     /// Copies `source`'s root filesystem changes over `target`'s again.
     async fn sync(&self, source: &str, target: &str) -> Result<ContainerInfo>;
     /// Replaces the egress rules; enforced immediately.
