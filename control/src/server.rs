@@ -106,7 +106,8 @@ async fn open_runtime(settings: &Settings) -> anyhow::Result<runtime::RuncRuntim
         .map_err(|e| anyhow::anyhow!("cannot open the container runtime: {e}"))
 }
 
-/// Periodic upkeep: expired rate-limit windows, old activity, expired snapshots.
+/// Periodic upkeep: expired rate-limit windows, old activity, expired
+/// snapshots and storage shares.
 async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -116,6 +117,7 @@ async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
                 let st = state.clone();
                 let _ = tokio::task::spawn_blocking(move || crate::activity::routes::prune(&st)).await;
                 crate::containers::snapshots::expire(&state).await;
+                crate::containers::shares::expire(&state).await;
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {

@@ -30,6 +30,8 @@ pub struct Inner {
     /// The container runtime; set once by `serve` (it needs root and the host tools),
     /// absent in unit tests and admin commands.
     runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
+    /// Serializes lifecycle changes per container (`containers::locks`).
+    pub container_locks: crate::containers::locks::ContainerLocks,
 }
 
 impl std::ops::Deref for AppState {
@@ -107,6 +109,7 @@ impl AppState {
                 publisher: crate::publish::Publisher::new(dataplane.clone()),
                 dataplane,
                 runtime: std::sync::OnceLock::new(),
+                container_locks: Default::default(),
             }),
         })
     }

@@ -151,3 +151,61 @@ pub fn insert(tx: &Tx<'_>, c: &Container) -> StoreResult<()> {
     tx.put(&CONTAINERS, &c.id, c)?;
     tx.add_multi(&CONTAINERS_BY_PROJECT, &c.project_id, &c.id)
 }
+
+pub const SHARES: Table<StorageShare> = Table::new("storage_shares");
+/// source container id -> share ids.
+pub const SHARES_BY_SOURCE: Index = Index::new("storage_shares_by_source");
+/// target container id or target project id -> share ids.
+pub const SHARES_BY_TARGET: Index = Index::new("storage_shares_by_target");
+
+/// A storage share: a directory of the source container bind-mounted into
+/// a target container, or into every container of a target project. The
+/// fields up to `updated_at` are the contract's; the rest are internal.
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
+pub struct StorageShare {
+    pub id: String,
+    pub source_container_id: String,
+    pub source_path: String,
+    pub target_container_id: Option<String>,
+    pub target_project_id: Option<String>,
+    /// `container` or `project`.
+    pub target_type: String,
+    /// `readonly` or `readwrite`: how targets see it (the source always writes).
+    pub mode: String,
+    pub alias: Option<String>,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// `active`, or `failed` when the runtime refused the mounts.
+    pub status: String,
+    pub status_message: Option<String>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    /// Whether the owner was told the share expires soon.
+    pub expiry_notified: bool,
+    pub created_by: String,
+    pub realm_ids: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Owner of the source container, who receives the share's events.
+    pub user_id: String,
+    /// The host directory holding the shared files (from `Runtime::export_dir`).
+    pub export_path: String,
+    /// Targets' answers to the share (`storageShares.toggleIncomingMount`).
+    #[serde(default)]
+    pub overrides: Vec<MountOverride>,
+    /// Whether `storage.share.expired` was recorded.
+    #[serde(default)]
+    pub expired_recorded: bool,
+}
+
+/// A target container's choice to mount or refuse an incoming share.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MountOverride {
+    pub id: String,
+    pub share_id: String,
+    pub container_id: String,
+    pub mount: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}

@@ -74,6 +74,7 @@ pub fn routes() -> Router<AppState> {
             "/containers/{id}/snapshots/{name}/alias",
             put(snapshots_alias),
         )
+        .merge(super::share_routes::routes())
 }
 
 #[derive(Deserialize, Debug)]

@@ -150,8 +150,9 @@ pub fn status_of(s: runtime::ContainerStatus) -> &'static str {
     }
 }
 
-/// The runtime spec of a container record: image, env, firewall, network.
-pub fn spec_of(c: &Container) -> ApiResult<runtime::ContainerSpec> {
+/// The runtime spec of a container record: image, env, firewall, network,
+/// storage-share mounts.
+pub fn spec_of(state: &AppState, c: &Container) -> ApiResult<runtime::ContainerSpec> {
     let (network, dns_servers) = super::network::policy_of(c);
     Ok(runtime::ContainerSpec {
         id: c.id.clone(),
@@ -160,6 +161,7 @@ pub fn spec_of(c: &Container) -> ApiResult<runtime::ContainerSpec> {
         egress_rules: super::firewall::egress_of(c)?,
         network,
         dns_servers,
+        mounts: super::shares::mounts_for(&state.store, c)?,
         ..Default::default()
     })
 }
@@ -387,7 +389,7 @@ pub async fn create(
     })?;
     c.status = status::CREATING.into();
     let rt = state.runtime()?;
-    if let Err(err) = rt.create(spec_of(&c)?).await {
+    if let Err(err) = rt.create(spec_of(state, &c)?).await {
         // Input the runtime refuses leaves nothing behind; a host failure
         // stays visible as `failed`.
         let err = ApiError::from(err);
@@ -443,6 +445,10 @@ fn forget(state: &AppState, c: &Container) -> ApiResult<()> {
 /// Stops and removes a container everywhere: `deleting`, the runtime's
 /// teardown, then the records with a `container.deleted` event.
 pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()> {
+    let _guard = state.container_locks.lock(&c.id).await;
+    if state.store.get(&CONTAINERS, &c.id)?.is_none() {
+        return Err(ApiError::NotFound("container"));
+    }
     save_status(state, &c.id, status::DELETING, by, None)?;
     let rt = state.runtime()?;
     match rt.delete(&c.id).await {
@@ -458,7 +464,7 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
             return Err(err.into());
         }
     }
-    super::shares::on_container_deleted(state, &c.id)?;
+    super::shares::on_container_deleted(state, &c.id).await?;
     let logs = state.store.ids(&model::STATUS_LOGS_BY_CONTAINER, &c.id)?;
     state.store.tx(|tx| {
         let Some(mut cur) = tx.get(&CONTAINERS, &c.id)? else {
@@ -473,6 +479,7 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
         }
         Ok(())
     })?;
+    state.container_locks.forget(&c.id);
     Ok(())
 }
 
@@ -550,7 +557,13 @@ pub async fn manage(
             ),
         ));
     }
-    let (c, _) = lookup(state, caller, id, Level::Edit)?;
+    lookup(state, caller, id, Level::Edit)?;
+    let _guard = state.container_locks.lock(id).await;
+    // Re-read under the lock: a delete may have finished meanwhile.
+    let c = state
+        .store
+        .get(&CONTAINERS, id)?
+        .ok_or(ApiError::NotFound("container"))?;
     match c.status.as_str() {
         status::CREATING | status::COPYING | status::DELETING => {
             return Err(ApiError::conflict(
@@ -765,7 +778,8 @@ pub struct CopyContainer {
 }
 
 /// `containers.copy`: a new stopped container in the target project with a
-/// copy of the source's root filesystem changes.
+/// copy of the source's root filesystem changes, as they are now or as a
+/// snapshot (`source_snapshot`, by name or alias) holds them.
 pub async fn copy(
     state: &AppState,
     caller: &Principal,
@@ -810,15 +824,10 @@ pub async fn copy(
             ));
         }
     }
-    if let Some(snap) = &body.source_snapshot {
-        if !src.snapshots.iter().any(|s| &s.name == snap) {
-            return Err(ApiError::NotFound("snapshot"));
-        }
-        return Err(ApiError::bad_request(
-            "SNAPSHOT_COPY_UNSUPPORTED",
-            "copying from a snapshot is not supported yet; restore it, then copy",
-        ));
-    }
+    let snapshot = match &body.source_snapshot {
+        Some(s) => Some(snapshot_named(state, &src, s).await?),
+        None => None,
+    };
     let kvm = kvm_choice(body.kvm, body.dev_kvm)?;
     if kvm {
         check_kvm(local_server(state)?.as_ref())?;
@@ -866,13 +875,18 @@ pub async fn copy(
             &mut c,
             status::COPYING,
             caller.user_id(),
-            Some(json!({"source_container_id": src.id})),
+            Some(json!({"source_container_id": src.id, "source_snapshot": snapshot})),
         )?;
         model::insert(tx, &c)
     })?;
     c.status = status::COPYING.into();
     let rt = state.runtime()?;
-    if let Err(err) = rt.copy(&src.id, spec_of(&c)?).await {
+    let spec = spec_of(state, &c)?;
+    let copied = match &snapshot {
+        Some(name) => rt.copy_from_snapshot(&src.id, name, spec).await,
+        None => rt.copy(&src.id, spec).await,
+    };
+    if let Err(err) = copied {
         let err = ApiError::from(err);
         if matches!(err, ApiError::Internal(_)) {
             save_status(
@@ -891,6 +905,20 @@ pub async fn copy(
         .ok_or(ApiError::NotFound("container"))
 }
 
+/// The snapshot of `src` that `source_snapshot` names: its name, or the
+/// alias given to it.
+async fn snapshot_named(state: &AppState, src: &Container, wanted: &str) -> ApiResult<String> {
+    let archives = state.runtime()?.list_snapshots(&src.id).await?;
+    if archives.iter().any(|a| a.name == wanted) {
+        return Ok(wanted.to_string());
+    }
+    src.snapshots
+        .iter()
+        .find(|m| m.alias.as_deref() == Some(wanted) && archives.iter().any(|a| a.name == m.name))
+        .map(|m| m.name.clone())
+        .ok_or(ApiError::NotFound("snapshot"))
+}
+
 /// `containers.sync`: copies the source's filesystem changes over this copy again.
 pub async fn sync(
     state: &AppState,
@@ -907,6 +935,7 @@ pub async fn sync(
             "the source container no longer exists",
         )
     })?;
+    let _guard = state.container_locks.lock(id).await;
     let info = state.runtime()?.sync(&source, id).await?;
     let c = save_status(
         state,

@@ -184,6 +184,7 @@ pub async fn restore(
     check_name(name)?;
     lookup(state, caller, id, Level::Edit)?;
     let rt = state.runtime()?;
+    let _guard = state.container_locks.lock(id).await;
     let info = rt.restore_snapshot(id, name).await?;
     if let Ok(ci) = rt.inspect(id).await {
         save_status(

@@ -321,6 +321,7 @@ pub async fn delete(state: &AppState, caller: &Principal, id: &str) -> ApiResult
         crate::containers::service::destroy(state, &c, caller.user_id()).await?;
         containers.push((c.id, c.name));
     }
+    crate::containers::shares::on_project_deleted(state, id)?;
     let grants = state.store.ids(&PERMISSIONS_BY_PROJECT, id)?;
     let owner = access.project.user_id.clone();
     state.store.tx(|tx| {

@@ -115,6 +115,8 @@ pub const TREES: &[&str] = &[
     "container_status_logs",
     "container_status_logs_by_container",
     "storage_shares",
+    "storage_shares_by_source",
+    "storage_shares_by_target",
     "servers",
     "security_events",
     "security_events_by_user",
