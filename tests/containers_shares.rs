@@ -2,7 +2,7 @@
 //! containers: files written through one container's share are read in
 //! another, read-only shares refuse writes, and every rule of the API
 //! (validation, tenants, targets' answers, expiry, events) holds.
-//! Bridge `hct110`.
+//! Bridges `hct110` and `hct115`.
 
 mod common;
 mod containers_support;
@@ -508,4 +508,82 @@ async fn shares_mount_between_running_containers() {
     delete_clean(&client, &srv, &other, &foreign, N).await;
     srv.stop();
     cleanup_bridge(N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_job_warns_then_expires_shares() {
+    const M: u8 = 115;
+    let mut srv = server(M);
+    let client = client();
+    let owner = tenant(&client, &srv, "expiry@example.com").await;
+    let src = create_stopped(&client, &srv, &owner, "lender").await;
+    let dst = create_stopped(&client, &srv, &owner, "borrower").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (s, b) = share(
+        &client,
+        &srv,
+        &owner,
+        &src,
+        json!({"source_path": "/soon", "target_container_id": dst, "mode": "readonly",
+               "expires_at": now + 3600}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let soon = id_of(&b);
+    assert_eq!(b["data"]["expiry_notified"], false);
+    let (s, b) = share(
+        &client,
+        &srv,
+        &owner,
+        &src,
+        json!({"source_path": "/gone", "target_container_id": dst, "mode": "readonly",
+               "expires_at": now - 10}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+
+    // The job runs when the server starts, then every minute.
+    srv.stop();
+    srv.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let events = loop {
+        let events = event_types(&client, &srv, &owner, "resource_type=storage_share").await;
+        let done = events.iter().any(|e| e == "storage.share.expired")
+            && events.iter().any(|e| e == "storage.share.expiring_soon");
+        if done || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        events.iter().any(|e| e == "storage.share.expiring_soon"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e == "storage.share.expired"),
+        "{events:?}"
+    );
+    let (s, b) = call(
+        &client,
+        &srv,
+        &owner.token,
+        Method::GET,
+        &format!("/api/v1/containers/{src}/storage/shares/{soon}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["expiry_notified"], true, "{b}");
+    // Only the share that has not expired is listed or mounted.
+    assert_eq!(list(&client, &srv, &owner, &src, "").await.len(), 1);
+    assert_eq!(incoming(&client, &srv, &owner, &dst).await.len(), 1);
+
+    for id in [&dst, &src] {
+        delete_clean(&client, &srv, &owner, id, M).await;
+    }
+    srv.stop();
+    cleanup_bridge(M);
 }
