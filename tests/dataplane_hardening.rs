@@ -26,35 +26,120 @@ fn proxy_with_backend() -> (Proxy, Backend) {
 /// Asserts a 400 and that the connection was closed afterwards (the read
 /// reached EOF with exactly one response).
 fn assert_400_and_close(resp: &[u8]) {
-    assert_eq!(status_of(resp), 400, "{}", String::from_utf8_lossy(resp));
-    assert_eq!(
-        count_responses(resp),
-        1,
-        "{}",
-        String::from_utf8_lossy(resp)
+    assert_json_error_and_close(resp, 400, "BAD_REQUEST");
+}
+
+/// Asserts a JSON error with `code`, then the close.
+fn assert_json_error_and_close(resp: &[u8], status: u16, code: &str) {
+    let text = String::from_utf8_lossy(resp);
+    assert_eq!(status_of(resp), status, "{text}");
+    assert_eq!(count_responses(resp), 1, "{text}");
+    assert!(text.contains("application/json"), "{text}");
+    assert!(text.contains(&format!("\"code\":\"{code}\"")), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
     );
 }
 
-/// hyper resolves CL+TE as RFC 9112 §6.3 allows: the length is discarded,
-/// the chunked body is read, and the connection closes after one response,
-/// so the bytes after the chunked body are never parsed as a request.
+/// CL together with TE is refused before hyper would drop the length; the
+/// bytes after the head are never parsed as a request.
 #[test]
-fn content_length_with_transfer_encoding_never_smuggles() {
+fn content_length_with_transfer_encoding_is_400_json_and_close() {
     let (proxy, _a) = proxy_with_backend();
     for order in [
         "Content-Length: 4\r\nTransfer-Encoding: chunked",
         "Transfer-Encoding: chunked\r\nContent-Length: 4",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked",
     ] {
         let resp = raw_request(
             proxy.addr,
             &format!("POST / HTTP/1.1\r\nHost: a.test\r\n{order}\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n"),
         );
-        let text = String::from_utf8_lossy(&resp);
-        assert_eq!(count_responses(&resp), 1, "{text}");
-        assert!(!text.contains("smuggled"), "{text}");
-        // The backend saw a chunked body, not a Content-Length one.
-        assert!(!text.contains("\"content-length\""), "{text}");
+        assert_json_error_and_close(&resp, 400, "BAD_REQUEST");
+        assert!(!String::from_utf8_lossy(&resp).contains("smuggled"));
     }
+}
+
+/// The refused request is the second one on a keep-alive connection: the
+/// first is answered normally, then the 400, then the close.
+#[test]
+fn content_length_with_transfer_encoding_after_a_good_request() {
+    let (proxy, _a) = proxy_with_backend();
+    let resp = raw_request(
+        proxy.addr,
+        "GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n\
+         GET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&resp);
+    assert_eq!(status_of(&resp), 200, "{text}");
+    assert!(text.contains("GET /first HTTP/1.1"), "{text}");
+    assert_eq!(count_responses(&resp), 2, "{text}");
+    let second = &text[text[1..].find("HTTP/1.1 ").unwrap() + 1..];
+    assert_json_error_and_close(second.as_bytes(), 400, "BAD_REQUEST");
+    assert!(!text.contains("smuggled"), "{text}");
+}
+
+/// Framing is followed across bodies: a body that looks like a smuggling
+/// attempt is only a body, and the connection stays usable.
+#[test]
+fn request_text_inside_bodies_is_not_judged() {
+    let (proxy, _a) = proxy_with_backend();
+    let inner = "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunked = format!("{:x}\r\n{inner}\r\n0\r\n\r\n", inner.len());
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!(
+            "POST /cl HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\n\r\n{inner}",
+            inner.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("\"body_len\":{}", inner.len())),
+        "{body}"
+    );
+    s.write_all(
+        format!("POST /te HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}")
+            .as_bytes(),
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("POST /te HTTP/1.1"), "{body}");
+    let (status, body) = get_on(&mut s, "a.test", "/after", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("GET /after HTTP/1.1"), "{body}");
+}
+
+/// A head trickled in small pieces is judged once complete, not piecewise.
+#[test]
+fn a_head_split_across_many_writes_is_served() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = b"GET /split HTTP/1.1\r\nHost: a.test\r\nX-A: 1\r\n\r\n";
+    for piece in req.chunks(7) {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("GET /split HTTP/1.1"), "{body}");
+    // and a split CL+TE head is still refused
+    let bad = b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    for piece in bad.chunks(11) {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rest = read_to_close(&mut s);
+    assert_json_error_and_close(&rest, 400, "BAD_REQUEST");
 }
 
 #[test]
@@ -122,15 +207,22 @@ fn absolute_form_authority_differing_from_host_is_400() {
 }
 
 #[test]
-fn oversized_request_line_is_rejected() {
+fn oversized_request_line_is_414() {
     let (proxy, _a) = proxy_with_backend();
-    let path = "a".repeat(64 * 1024);
-    let resp = raw_request(
-        proxy.addr,
-        &format!("GET /{path} HTTP/1.1\r\nHost: a.test\r\n\r\n"),
-    );
-    let status = status_of(&resp);
-    assert!(status == 414 || status == 431, "{status}");
+    // Longer than the whole head limit, and just over the request-line limit
+    // with a complete head.
+    for len in [64 * 1024, 9 * 1024] {
+        let path = "a".repeat(len);
+        let resp = raw_request(
+            proxy.addr,
+            &format!("GET /{path} HTTP/1.1\r\nHost: a.test\r\n\r\n"),
+        );
+        assert_json_error_and_close(&resp, 414, "URI_TOO_LONG");
+    }
+    // A long but acceptable target still goes through.
+    let path = "a".repeat(4 * 1024);
+    let (status, text) = get(proxy.addr, "a.test", &format!("/{path}"), "");
+    assert_eq!(status, 200, "{text}");
 }
 
 #[test]
@@ -141,7 +233,7 @@ fn oversized_headers_are_431() {
         proxy.addr,
         &format!("GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: {big}\r\n\r\n"),
     );
-    assert_eq!(status_of(&resp), 431, "{}", String::from_utf8_lossy(&resp));
+    assert_json_error_and_close(&resp, 431, "HEADERS_TOO_LARGE");
 }
 
 #[test]
@@ -152,7 +244,7 @@ fn too_many_headers_are_431() {
         proxy.addr,
         &format!("GET / HTTP/1.1\r\nHost: a.test\r\n{many}\r\n"),
     );
-    assert_eq!(status_of(&resp), 431, "{}", String::from_utf8_lossy(&resp));
+    assert_json_error_and_close(&resp, 431, "HEADERS_TOO_LARGE");
 }
 
 #[test]
@@ -358,4 +450,104 @@ fn h2_concurrent_streams_are_bounded_in_settings() {
         settings.iter().any(|(k, v)| *k == 6 && *v <= 65536),
         "{settings:?}"
     );
+}
+
+const H2C_UPGRADE: &str = "GET /up?x=1 HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nX-Custom: yes\r\n\r\n";
+
+/// RFC 7540 §3.2 on the wire: 101, then the request is answered as stream 1
+/// over HTTP/2, and the connection goes on as HTTP/2.
+#[test]
+fn h2c_upgrade_switches_to_http2_and_answers_on_stream_1() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(H2C_UPGRADE.as_bytes()).unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = find(&data, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the 101");
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101 "), "{head}");
+    assert!(head.contains("upgrade: h2c"), "{head}");
+    s.write_all(h2::PREFACE).unwrap();
+    s.write_all(&h2::frame(h2::SETTINGS, 0, 0, &[])).unwrap();
+    let (block, body) = h2::read_stream(&mut s, &data[head_end..], 1);
+    assert_eq!(block.first(), Some(&0x88), "no :status 200 in {block:?}");
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["request_line"], "GET /up?x=1 HTTP/1.1");
+    assert_eq!(echo["headers"]["host"], "a.test");
+    assert_eq!(echo["headers"]["x-custom"], "yes");
+    assert!(echo["headers"].get("http2-settings").is_none(), "{echo}");
+    assert!(echo["headers"].get("upgrade").is_none(), "{echo}");
+    // The connection is HTTP/2 now: stream 3 works too.
+    s.write_all(&h2::frame(
+        h2::HEADERS,
+        h2::END_HEADERS | h2::END_STREAM,
+        3,
+        &h2::get_block("a.test"),
+    ))
+    .unwrap();
+    let (block, body) = h2::read_stream(&mut s, &[], 3);
+    assert_eq!(block.first(), Some(&0x88), "no :status 200 in {block:?}");
+    assert!(String::from_utf8_lossy(&body).contains("GET / HTTP/1.1"));
+}
+
+/// An upgrade request with a body, or without HTTP2-Settings, is answered
+/// over HTTP/1.1 (the upgrade is optional for the server).
+#[test]
+fn h2c_upgrade_that_cannot_switch_is_answered_in_http1() {
+    let (proxy, _a) = proxy_with_backend();
+    for req in [
+        H2C_UPGRADE
+            .replace("GET", "POST")
+            .replace("X-Custom: yes", "Content-Length: 2")
+            + "hi",
+        H2C_UPGRADE.replace("HTTP2-Settings: AAMAAABkAAQAAP__\r\n", ""),
+    ] {
+        // `close` so the read below ends with the connection.
+        let req = req.replace("HTTP2-Settings\r\n", "HTTP2-Settings, close\r\n");
+        let resp = raw_request(proxy.addr, &req);
+        let text = String::from_utf8_lossy(&resp);
+        assert_eq!(status_of(&resp), 200, "{text}");
+        assert!(!text.contains("101 Switching"), "{text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("upgrade: h2c"),
+            "{text}"
+        );
+    }
+}
+
+/// The same with a real client: curl's `--http2` on an http:// URL sends
+/// the h2c upgrade.
+#[test]
+fn curl_http2_upgrade_gets_an_http2_answer() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .map(|o| !String::from_utf8_lossy(&o.stdout).contains("nghttp2"))
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: no curl with HTTP/2 support");
+        return;
+    }
+    let (proxy, _a) = proxy_with_backend();
+    let port = proxy.addr.port();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-v", "--http2", "--max-time", "20", "--resolve"])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg(format!("http://a.test:{port}/via-curl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("101 Switching Protocols"), "{stderr}");
+    assert!(stderr.contains("HTTP/2 200"), "{stderr}");
+    assert!(stdout.contains("GET /via-curl HTTP/1.1"), "{stdout}");
 }

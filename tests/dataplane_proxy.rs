@@ -214,6 +214,63 @@ fn upstream_down_is_502_json() {
     assert!(text.contains("BAD_GATEWAY"));
 }
 
+/// Two GETs over one client connection: the second reuses the pooled
+/// upstream connection, which the backend closes unanswered.
+fn two_requests_through(backend: &FlakyBackend, second: &str) -> (u16, String) {
+    let proxy = Proxy::start(
+        &json!({"routes": [{"host": "flaky.test", "upstream": backend.url()}]}),
+        &[],
+    );
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (status, body) = get_on(&mut s, "flaky.test", "/first", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "GET /first HTTP/1.1");
+    s.write_all(second.as_bytes()).unwrap();
+    read_response(&mut s)
+}
+
+#[test]
+fn safe_request_on_a_pooled_connection_closed_unanswered_is_retried_once() {
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        let backend = FlakyBackend::start(SecondRequest::CloseUnanswered);
+        let (status, body) = two_requests_through(
+            &backend,
+            &format!("{method} /second HTTP/1.1\r\nHost: flaky.test\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{method}: {body}");
+        if method != "HEAD" {
+            assert_eq!(body, format!("{method} /second HTTP/1.1"));
+        }
+        // first request, the dead attempt, the retry on a fresh connection
+        assert_eq!(backend.requests(), 3, "{method}");
+    }
+}
+
+#[test]
+fn unsafe_or_bodied_request_on_a_dead_pooled_connection_is_not_retried() {
+    for second in [
+        "POST /second HTTP/1.1\r\nHost: flaky.test\r\nContent-Length: 0\r\n\r\n",
+        "DELETE /second HTTP/1.1\r\nHost: flaky.test\r\n\r\n",
+        "GET /second HTTP/1.1\r\nHost: flaky.test\r\nContent-Length: 2\r\n\r\nhi",
+    ] {
+        let backend = FlakyBackend::start(SecondRequest::CloseUnanswered);
+        let (status, body) = two_requests_through(&backend, second);
+        assert_eq!(status, 502, "{second}: {body}");
+        assert!(body.contains("BAD_GATEWAY"), "{body}");
+        assert_eq!(backend.requests(), 2, "{second}");
+    }
+}
+
+#[test]
+fn get_whose_upstream_started_answering_is_not_retried() {
+    let backend = FlakyBackend::start(SecondRequest::ClosePartway);
+    let (status, body) =
+        two_requests_through(&backend, "GET /second HTTP/1.1\r\nHost: flaky.test\r\n\r\n");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(backend.requests(), 2);
+}
+
 #[test]
 fn reloads_on_file_change_and_keeps_routes_when_the_file_is_bad() {
     let a = Backend::start("a");

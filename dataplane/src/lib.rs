@@ -11,6 +11,8 @@ pub mod access_log;
 pub mod cli;
 pub mod config;
 pub mod gate;
+pub mod h1_guard;
+pub mod h2c;
 pub mod listen;
 pub mod metrics;
 pub mod proxy;

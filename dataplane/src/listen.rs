@@ -6,8 +6,13 @@
 //! from accept to the last body byte a request stays on one thread: no
 //! cross-thread wake-ups, no shared pool lock.
 //!
-//! HTTP/1.1 and HTTP/2 with prior knowledge are served by hyper-util's auto
-//! builder; limits come from `Settings`. Shutdown: stop accepting, ask every
+//! A connection starts in `h1_guard::Guard::start`, which reads the first
+//! bytes (within the header timeout) to pick the protocol: HTTP/2 prior
+//! knowledge → hyper's HTTP/2 server; an `Upgrade: h2c` request → `101`, then
+//! hyper's HTTP/2 server with that request as stream 1 (`h2c`); anything else
+//! → hyper's HTTP/1 server reading through the guard, which refuses
+//! ambiguous framing and over-long request lines before hyper parses them.
+//! Limits come from `Settings`. Shutdown: stop accepting, ask every
 //! connection to finish gracefully, wait for them up to the drain timeout.
 
 use std::cell::Cell;
@@ -16,13 +21,15 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{watch, Notify};
 
 use crate::access_log::{AccessLogger, Sink};
 use crate::config::Settings;
+use crate::h1_guard::{Guard, Start, Verdicts};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ConnInfo, Worker};
 use crate::router::{LocalRoutes, RouteTable};
@@ -152,22 +159,36 @@ where
     }
 }
 
-fn server_builder(settings: &Settings) -> auto::Builder<LocalExec> {
+/// hyper's servers, configured once per worker.
+struct Servers {
+    h1: http1::Builder,
+    h2: http2::Builder<LocalExec>,
+    header_timeout: std::time::Duration,
+    max_head: usize,
+    max_headers: usize,
+}
+
+fn servers(settings: &Settings) -> Servers {
     let limits = &settings.limits;
-    let mut b = auto::Builder::new(LocalExec);
-    b.http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(settings.timeouts.header_read())
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(LocalExec);
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.h2_max_header_list)
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(256));
-    b
+    Servers {
+        h1,
+        h2,
+        header_timeout: settings.timeouts.header_read(),
+        max_head: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+    }
 }
 
 /// Counts open connections so shutdown can wait for them.
@@ -201,7 +222,7 @@ fn run_worker(
             log: AccessLogger::new(shared.sink.clone()),
             timeouts,
         });
-        let builder = Rc::new(server_builder(&shared.settings));
+        let builder = Rc::new(servers(&shared.settings));
         let tracker = Rc::new(Tracker::default());
         for socket in sockets {
             let listener = tokio::net::TcpListener::from_std(socket)?;
@@ -244,7 +265,7 @@ async fn flush_log(worker: Rc<Worker>) {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     worker: Rc<Worker>,
-    builder: Rc<auto::Builder<LocalExec>>,
+    builder: Rc<Servers>,
     tracker: Rc<Tracker>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -275,26 +296,73 @@ async fn accept_loop(
     }
 }
 
+/// Runs a hyper connection future; on shutdown asks it to finish
+/// gracefully and waits for it.
+macro_rules! drive {
+    ($conn:expr, $stop:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = $stop.wait_for(|s| *s) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
+
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     worker: Rc<Worker>,
-    builder: Rc<auto::Builder<LocalExec>>,
+    servers: Rc<Servers>,
     tracker: Rc<Tracker>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let info = Rc::new(ConnInfo::new(peer));
-    let w = worker.clone();
-    let service = service_fn(move |req| proxy::handle(w.clone(), info.clone(), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.wait_for(|s| *s) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let verdicts = Arc::new(Verdicts::default());
+    let mut guard = Guard::new(
+        stream,
+        servers.max_head,
+        servers.max_headers,
+        verdicts.clone(),
+    );
+    let start = tokio::select! {
+        r = tokio::time::timeout(servers.header_timeout, guard.start()) => r,
+        _ = stop.wait_for(|s| *s) => Ok(Ok(Start::Http1)),
+    };
+    let result = match start {
+        Ok(Ok(start)) => {
+            let info = Rc::new(ConnInfo::new(peer, verdicts));
+            let w = worker.clone();
+            let service = service_fn(move |req| proxy::handle(w.clone(), info.clone(), req));
+            match start {
+                Start::Http1 => drive!(
+                    servers
+                        .h1
+                        .serve_connection(TokioIo::new(guard), service)
+                        .with_upgrades(),
+                    stop
+                ),
+                Start::Http2PriorKnowledge => drive!(
+                    servers.h2.serve_connection(TokioIo::new(guard), service),
+                    stop
+                ),
+                Start::H2cUpgrade(frames) => match guard.write_all(crate::h2c::SWITCHING).await {
+                    Ok(()) => {
+                        let io = crate::h2c::Inject::new(guard, frames);
+                        drive!(servers.h2.serve_connection(TokioIo::new(io), service), stop)
+                    }
+                    Err(err) => {
+                        tracing::debug!(%err, %peer, "h2c upgrade write failed");
+                        Ok(())
+                    }
+                },
+            }
         }
+        // Nothing usable within the header timeout, or a read error.
+        _ => Ok(()),
     };
     if let Err(err) = result {
         tracing::debug!(%err, %peer, "connection ended with error");

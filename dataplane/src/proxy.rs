@@ -5,15 +5,16 @@
 //! 3. `gate`           — firewall → enable_proxy → authn → authz
 //! 4. `rewrite_path`   — alias `target_path` / `allow_path_override`
 //! 5. `upstream_request` — hop-by-hop headers out, forwarding headers in
-//! 6. `forward`        — pooled connection, one retry when a stale pooled
-//!    connection refused the request, 502/504 on failure
+//! 6. `forward`        — pooled connection, one retry on a fresh one when a
+//!    stale pooled connection refused the request or (safe bodiless
+//!    requests) died before answering, 502/504 on failure
 //! 7. `upstream_response` — hop-by-hop headers out, streamed body, upgrades
 //! 8. `finish`         — metrics and access log
 //!
 //! Errors are static JSON bodies in the API's error shape: nothing on this
 //! path formats strings unless a header must be combined with a client value.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -31,9 +32,10 @@ use hyper_util::rt::TokioIo;
 use crate::access_log::{AccessLogger, Entry};
 use crate::config::Timeouts;
 use crate::gate::{Decision, RequestFacts};
+use crate::h1_guard::{Verdict, Verdicts};
 use crate::metrics::{UpstreamError, WorkerMetrics};
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
-use crate::upstream::{Pool, Return, UpstreamBody};
+use crate::upstream::{Pool, ReqBody, Return, Upstream, UpstreamBody};
 
 /// Per-worker state shared by all its connections.
 pub struct Worker {
@@ -50,10 +52,14 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     xff: HeaderValue,
     forwarded: RefCell<Option<(Arc<Route>, HeaderValue)>>,
+    /// What the HTTP/1 guard refused, by request position.
+    verdicts: Arc<Verdicts>,
+    /// Requests seen on this connection so far.
+    requests: Cell<u64>,
 }
 
 impl ConnInfo {
-    pub fn new(client: SocketAddr) -> Self {
+    pub fn new(client: SocketAddr, verdicts: Arc<Verdicts>) -> Self {
         let ip = client.ip().to_canonical();
         let xff = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
@@ -61,6 +67,8 @@ impl ConnInfo {
             client,
             xff,
             forwarded: RefCell::new(None),
+            verdicts,
+            requests: Cell::new(0),
         }
     }
 
@@ -186,6 +194,26 @@ const BAD_REQUEST_HOST: Local = Local {
         "host",
     )
 };
+const URI_TOO_LONG: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::URI_TOO_LONG,
+        err_body!("414", "URI_TOO_LONG", "The request line is too long"),
+        "uri too long",
+    )
+};
+const HEAD_TOO_LARGE: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        err_body!(
+            "431",
+            "HEADERS_TOO_LARGE",
+            "The request headers are too large"
+        ),
+        "headers too large",
+    )
+};
 const NO_ROUTE: Local = local(
     StatusCode::NOT_FOUND,
     err_body!(
@@ -292,7 +320,7 @@ async fn proxy(
     outcome: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Dropped> {
     // 1. framing and Host
-    if let Err(l) = check_request(&req) {
+    if let Err(l) = check_request(conn, &req) {
         return Ok(answer(l, outcome));
     }
     // 2. route
@@ -325,22 +353,30 @@ async fn proxy(
     upstream_request(&mut req, conn, &route, client_upgrade.is_some());
     // 6. forward
     let idempotent = is_idempotent(req.method()) && req.body().is_end_stream();
-    let (resp, sender) = match forward(w, addr, req, idempotent).await {
+    let req = req.map(ReqBody::Client);
+    let (resp, up) = match forward(w, addr, req, idempotent).await {
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
     // 7. response
-    Ok(upstream_response(w, addr, resp, sender, client_upgrade))
+    Ok(upstream_response(w, addr, resp, up, client_upgrade))
 }
 
-/// Phase 1: framing. hyper already answers 400 and closes for duplicate or
-/// invalid Content-Length, a Transfer-Encoding not ending in chunked, and
-/// Transfer-Encoding on HTTP/1.0; for Content-Length together with chunked
-/// it discards the length, reads the chunked body and closes the connection
-/// after the response (RFC 9112 §6.3), so no bytes can be reinterpreted.
-/// What is left for us: a request must not carry both after hyper (HTTP/2
-/// forbids Transfer-Encoding entirely).
-fn check_request(req: &Request<Incoming>) -> Result<(), Local> {
+/// Phase 1: framing. On HTTP/1 the guard (`h1_guard`) has already judged
+/// the raw head: a refused head reaches us as a stand-in request, answered
+/// here with the verdict. Belt and braces: a request must not carry both
+/// framings after hyper either (HTTP/2 forbids Transfer-Encoding entirely).
+fn check_request(conn: &ConnInfo, req: &Request<Incoming>) -> Result<(), Local> {
+    let index = conn.requests.get();
+    conn.requests.set(index + 1);
+    if req.version() <= Version::HTTP_11 {
+        match conn.verdicts.for_request(index) {
+            Some(Verdict::Framing) => return Err(BAD_REQUEST_FRAMING),
+            Some(Verdict::UriTooLong) => return Err(URI_TOO_LONG),
+            Some(Verdict::HeadTooLarge) => return Err(HEAD_TOO_LARGE),
+            None => {}
+        }
+    }
     let h = req.headers();
     if h.contains_key(header::TRANSFER_ENCODING)
         && (h.contains_key(header::CONTENT_LENGTH) || req.version() >= Version::HTTP_2)
@@ -457,8 +493,8 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
 }
 
 /// An upgrade to tunnel once the upstream agrees. `h2c` is never tunnelled:
-/// RFC 9113 deprecated the HTTP/1.1 upgrade to h2c, so it is answered in
-/// HTTP/1.1 (allowed by RFC 9110 §7.8); h2c clients use prior knowledge.
+/// the listener switches eligible h2c upgrade requests to HTTP/2 itself
+/// (`h2c`); the others are answered in HTTP/1.1 (RFC 9110 §7.8).
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
         && req
@@ -533,36 +569,40 @@ fn upstream_request(
     headers.insert(FORWARDED, conn.forwarded(route));
 }
 
-/// Phase 6: send on a pooled connection; when the pooled connection was
-/// already closing and hyper handed the request back unsent, or an
-/// idempotent bodiless request saw the connection close, retry once on a
-/// fresh connection.
+/// Phase 6: send on a pooled connection, retrying once on a fresh one when
+/// the pooled connection turns out to be dead:
+/// - hyper handed the request back unsent (the connection was already
+///   closing), for idempotent requests;
+/// - or a safe bodiless request (GET, HEAD, OPTIONS) was written but the
+///   connection failed before a single response byte arrived — the upstream
+///   closed an idle keep-alive connection as we reused it. Resending cannot
+///   duplicate an effect, and it happens at most once.
 async fn forward(
     w: &Worker,
     addr: SocketAddr,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     idempotent: bool,
-) -> Result<
-    (
-        Response<Incoming>,
-        hyper::client::conn::http1::SendRequest<Incoming>,
-    ),
-    Local,
-> {
+) -> Result<(Response<Incoming>, Upstream), Local> {
     let mut conn = w.pool.checkout(addr).await.map_err(|err| {
         tracing::debug!(%err, "upstream connect failed");
         connect_error(&err)
     })?;
     let deadline = w.timeouts.upstream_response_header();
-    let first = tokio::time::timeout(deadline, conn.sender.try_send_request(req)).await;
+    let replay = (conn.reused && is_safe_bodiless(&req)).then(|| replay_of(&req));
+    let read_before = conn.up.bytes_read();
+    let first = tokio::time::timeout(deadline, conn.up.sender.try_send_request(req)).await;
     let retry = match first {
-        Ok(Ok(resp)) => return Ok((resp, conn.sender)),
+        Ok(Ok(resp)) => return Ok((resp, conn.up)),
         Err(_) => {
             w.metrics.upstream_error(UpstreamError::Timeout);
             return Err(GATEWAY_TIMEOUT);
         }
-        Ok(Err(mut e)) => match e.take_message() {
-            Some(req) if conn.reused && idempotent => req,
+        Ok(Err(mut e)) => match (e.take_message(), replay) {
+            (Some(req), _) if conn.reused && idempotent => req,
+            (_, Some(replay)) if conn.up.bytes_read() == read_before => {
+                tracing::debug!(err = %e.into_error(), "pooled upstream connection died unanswered; retrying");
+                replay
+            }
             _ => {
                 w.metrics.upstream_error(UpstreamError::Protocol);
                 tracing::debug!(err = %e.into_error(), "upstream request failed");
@@ -570,9 +610,9 @@ async fn forward(
             }
         },
     };
-    let mut sender = w.pool.connect(addr).await.map_err(|e| connect_error(&e))?;
-    match tokio::time::timeout(deadline, sender.send_request(retry)).await {
-        Ok(Ok(resp)) => Ok((resp, sender)),
+    let mut up = w.pool.connect(addr).await.map_err(|e| connect_error(&e))?;
+    match tokio::time::timeout(deadline, up.sender.send_request(retry)).await {
+        Ok(Ok(resp)) => Ok((resp, up)),
         Ok(Err(err)) => {
             w.metrics.upstream_error(UpstreamError::Protocol);
             tracing::debug!(%err, "upstream retry failed");
@@ -583,6 +623,22 @@ async fn forward(
             Err(GATEWAY_TIMEOUT)
         }
     }
+}
+
+/// GET, HEAD and OPTIONS without a body: safe to send twice.
+fn is_safe_bodiless(req: &Request<ReqBody>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && req.body().is_end_stream()
+}
+
+/// A copy of a bodiless request, kept until the pooled connection answers.
+fn replay_of(req: &Request<ReqBody>) -> Request<ReqBody> {
+    let mut copy = Request::new(ReqBody::Empty);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 fn connect_error(err: &crate::upstream::ConnectError) -> Local {
@@ -597,7 +653,7 @@ fn upstream_response(
     w: &Rc<Worker>,
     addr: SocketAddr,
     mut resp: Response<Incoming>,
-    sender: hyper::client::conn::http1::SendRequest<Incoming>,
+    up: Upstream,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ProxyBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -615,7 +671,7 @@ fn upstream_response(
     let ret = Return {
         pool: w.pool.clone(),
         addr,
-        sender,
+        up,
     };
     Response::from_parts(
         parts,

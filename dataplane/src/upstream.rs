@@ -7,11 +7,16 @@
 //! pool only once its response body has been read to the end (see
 //! `UpstreamBody`); a body dropped early closes the connection, which is
 //! the only way to stay in sync with HTTP/1.1 framing.
+//!
+//! Every connection counts the response bytes it has read, so a failed
+//! request can tell "the pooled connection was dead before answering"
+//! (safe to retry) from "the upstream started answering" (never retried).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -42,14 +47,64 @@ pub enum ConnectError {
     },
 }
 
+/// A request body sent upstream: the client's, streamed, or none (a
+/// bodiless request being retried on a fresh connection).
+pub enum ReqBody {
+    Client(Incoming),
+    Empty,
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Client(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Client(b) => b.is_end_stream(),
+            ReqBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Client(b) => b.size_hint(),
+            ReqBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// One upstream HTTP/1.1 connection: hyper's request handle plus the count
+/// of bytes read from the socket so far.
+pub struct Upstream {
+    pub sender: SendRequest<ReqBody>,
+    read: Arc<AtomicU64>,
+}
+
+impl Upstream {
+    /// Bytes received from the upstream on this connection so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
 struct Idle {
-    sender: SendRequest<Incoming>,
+    up: Upstream,
     since: Instant,
 }
 
 /// A checked-out connection.
 pub struct Conn {
-    pub sender: SendRequest<Incoming>,
+    pub up: Upstream,
     /// True when it came from the pool (and so may be stale).
     pub reused: bool,
 }
@@ -83,33 +138,29 @@ impl Pool {
     /// new one.
     pub async fn checkout(&self, addr: SocketAddr) -> Result<Conn, ConnectError> {
         while let Some(idle) = self.pop(addr) {
-            if idle.sender.is_closed() || idle.since.elapsed() > self.idle_timeout {
+            if idle.up.sender.is_closed() || idle.since.elapsed() > self.idle_timeout {
                 continue;
             }
-            let mut sender = idle.sender;
-            if sender.ready().await.is_ok() {
-                return Ok(Conn {
-                    sender,
-                    reused: true,
-                });
+            let mut up = idle.up;
+            if up.sender.ready().await.is_ok() {
+                return Ok(Conn { up, reused: true });
             }
         }
-        self.connect(addr).await.map(|sender| Conn {
-            sender,
-            reused: false,
-        })
+        self.connect(addr)
+            .await
+            .map(|up| Conn { up, reused: false })
     }
 
     /// Returns a connection whose last response was read completely.
-    pub fn checkin(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
+    pub fn checkin(&self, addr: SocketAddr, up: Upstream) {
+        if up.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() < self.max_idle {
             list.push(Idle {
-                sender,
+                up,
                 since: Instant::now(),
             });
             self.metrics.pool_idle_add(1);
@@ -117,7 +168,7 @@ impl Pool {
     }
 
     /// Opens a fresh connection (also used to retry a stale pooled one).
-    pub async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Upstream, ConnectError> {
         let stream =
             tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
                 .await
@@ -130,8 +181,13 @@ impl Pool {
                     ConnectError::Io { addr, source }
                 })?;
         let _ = stream.set_nodelay(true);
+        let read = Arc::new(AtomicU64::new(0));
+        let io = Counted {
+            inner: stream,
+            read: read.clone(),
+        };
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::task::spawn_local(async move {
@@ -139,7 +195,7 @@ impl Pool {
                 tracing::debug!(%err, "upstream connection ended");
             }
         });
-        Ok(sender)
+        Ok(Upstream { sender, read })
     }
 
     fn pop(&self, addr: SocketAddr) -> Option<Idle> {
@@ -161,7 +217,7 @@ impl Pool {
 pub struct Return {
     pub pool: Rc<Pool>,
     pub addr: SocketAddr,
-    pub sender: SendRequest<Incoming>,
+    pub up: Upstream,
 }
 
 /// An upstream response body, streamed as it arrives, that hands its
@@ -183,7 +239,7 @@ impl UpstreamBody {
 
     fn give_back(&mut self) {
         if let Some(r) = self.ret.take() {
-            r.pool.checkin(r.addr, r.sender);
+            r.pool.checkin(r.addr, r.up);
         }
     }
 }
@@ -212,5 +268,60 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A socket that counts the bytes read from it. Upgraded connections must be
+/// `Send`, hence the atomic; its only writer is the connection's own task,
+/// so a relaxed load and store suffice.
+struct Counted {
+    inner: tokio::net::TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            let total = self.read.load(Ordering::Relaxed) + n;
+            self.read.store(total, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -58,6 +58,72 @@ impl Backend {
     }
 }
 
+/// How a `FlakyBackend` treats the second request on a keep-alive
+/// connection (the first is always answered, keep-alive).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SecondRequest {
+    /// Close the socket without a byte of answer, as a server that timed the
+    /// idle connection out just as the request arrived.
+    CloseUnanswered,
+    /// Send part of a response head, then close.
+    ClosePartway,
+}
+
+/// A keep-alive backend that answers only the first request of every
+/// connection; it counts every request head it receives.
+pub struct FlakyBackend {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<AtomicUsize>,
+}
+
+impl FlakyBackend {
+    pub fn start(second: SecondRequest) -> FlakyBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || serve_flaky_conn(stream, second, &count));
+            }
+        });
+        FlakyBackend { addr, requests }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn serve_flaky_conn(mut stream: TcpStream, second: SecondRequest, count: &AtomicUsize) {
+    let mut buf = Vec::new();
+    let Some((head, _)) = read_request(&mut stream, &mut buf) else {
+        return;
+    };
+    count.fetch_add(1, Ordering::SeqCst);
+    let line = head.split("\r\n").next().unwrap_or("").to_string();
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{line}",
+        line.len()
+    );
+    if stream.write_all(resp.as_bytes()).is_err() {
+        return;
+    }
+    if read_request(&mut stream, &mut buf).is_none() {
+        return;
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    if second == SecondRequest::ClosePartway {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
+    }
+    // Dropping the stream closes it.
+}
+
 fn serve_backend_conn(mut stream: TcpStream, tag: &str) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
@@ -397,8 +463,75 @@ pub mod h2 {
     pub const SETTINGS: u8 = 0x4;
     pub const GOAWAY: u8 = 0x7;
     pub const CONTINUATION: u8 = 0x9;
+    pub const DATA: u8 = 0x0;
     pub const END_STREAM: u8 = 0x1;
     pub const END_HEADERS: u8 = 0x4;
+
+    /// One parsed frame.
+    pub struct Frame {
+        pub kind: u8,
+        pub flags: u8,
+        pub stream: u32,
+        pub payload: Vec<u8>,
+    }
+
+    /// The complete frames at the start of `data`.
+    pub fn parse_frames(data: &[u8]) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i + 9 <= data.len() {
+            let len = (usize::from(data[i]) << 16)
+                | (usize::from(data[i + 1]) << 8)
+                | usize::from(data[i + 2]);
+            if i + 9 + len > data.len() {
+                break;
+            }
+            out.push(Frame {
+                kind: data[i + 3],
+                flags: data[i + 4],
+                stream: u32::from_be_bytes([data[i + 5], data[i + 6], data[i + 7], data[i + 8]])
+                    & 0x7fff_ffff,
+                payload: data[i + 9..i + 9 + len].to_vec(),
+            });
+            i += 9 + len;
+        }
+        out
+    }
+
+    /// Reads from `s` (after `already`) until `stream` ends; returns its
+    /// header block and its body.
+    pub fn read_stream(
+        s: &mut std::net::TcpStream,
+        already: &[u8],
+        stream: u32,
+    ) -> (Vec<u8>, Vec<u8>) {
+        use std::io::Read;
+        let mut data = already.to_vec();
+        let mut buf = [0u8; 8192];
+        loop {
+            let frames = parse_frames(&data);
+            let mine: Vec<&Frame> = frames.iter().filter(|f| f.stream == stream).collect();
+            if mine
+                .iter()
+                .any(|f| (f.kind == DATA || f.kind == HEADERS) && f.flags & END_STREAM != 0)
+            {
+                let block = mine
+                    .iter()
+                    .filter(|f| f.kind == HEADERS || f.kind == CONTINUATION)
+                    .flat_map(|f| f.payload.clone())
+                    .collect();
+                let body = mine
+                    .iter()
+                    .filter(|f| f.kind == DATA)
+                    .flat_map(|f| f.payload.clone())
+                    .collect();
+                return (block, body);
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before stream {stream} ended");
+            data.extend_from_slice(&buf[..n]);
+        }
+    }
 
     pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
