@@ -31,7 +31,24 @@ pub enum UpstreamError {
     Protocol,
 }
 
-/// One worker's counters.
+/// Adds to a counter that only its own worker thread writes: a plain load
+/// and store, no locked read-modify-write on the request path. Readers
+/// (`render`) may see a value a few increments old, never a torn one.
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+fn bump_i(counter: &AtomicI64, by: i64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+/// One worker's counters; only that worker writes them.
 #[derive(Default)]
 pub struct WorkerMetrics {
     requests: [[AtomicU64; 5]; 3],
@@ -53,30 +70,30 @@ impl WorkerMetrics {
             None => 2,
         };
         let class = usize::from((status / 100).clamp(1, 5) - 1);
-        self.requests[k][class].fetch_add(1, Ordering::Relaxed);
+        bump(&self.requests[k][class], 1);
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            bump(&self.buckets[i], 1);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        bump(&self.latency_count, 1);
+        bump(&self.latency_sum_us, us);
     }
 
     pub fn upstream_error(&self, e: UpstreamError) {
-        self.upstream_errors[e as usize].fetch_add(1, Ordering::Relaxed);
+        bump(&self.upstream_errors[e as usize], 1);
     }
 
     pub fn pool_idle_add(&self, delta: i64) {
-        self.pool_idle.fetch_add(delta, Ordering::Relaxed);
+        bump_i(&self.pool_idle, delta);
     }
 
     pub fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
-        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        bump_i(&self.connections_open, 1);
+        bump(&self.connections_total, 1);
     }
 
     pub fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        bump_i(&self.connections_open, -1);
     }
 }
 
