@@ -3,6 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+/// Both planes allocate many small, short-lived objects per request on
+/// several threads; mimalloc's thread-local free lists cost less there than
+/// glibc malloc's arenas and consolidation (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hoody-api",

@@ -97,17 +97,24 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        req.headers_mut().insert("x-request-id", value);
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&new_request_id()).ok());
+    let Some(id) = id else {
+        return next.run(req).await;
+    };
+    req.headers_mut().insert("x-request-id", id.clone());
     let started = Instant::now();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    // Fields are only formatted when the span is enabled (log level info).
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %req.method(),
+        path = req.uri().path()
+    );
     let mut response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = response.status().as_u16();
     span.in_scope(|| {
@@ -117,9 +124,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
             "request done"
         )
     });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
+    response.headers_mut().insert("x-request-id", id);
     response
 }
 
@@ -144,21 +149,28 @@ async fn pipeline(State(state): State<AppState>, mut req: Request, next: Next) -
         AuthState::Authenticated(p) => Some(p.clone()),
         _ => None,
     };
-    let method = req.method().to_string();
-    let path = req.uri().path().to_string();
-    let user_agent = req
-        .headers()
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    // Activity needs these after the handler consumed the request; only
+    // authenticated calls are recorded, so anonymous ones copy nothing.
+    let seen = principal.is_some().then(|| {
+        let user_agent = req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            user_agent,
+        )
+    });
     req.extensions_mut().insert(auth);
     let mut response = next.run(req).await;
     // A route with its own budget (signup, login, refresh) reports that one.
     if !response.headers().contains_key("x-ratelimit-limit") {
         quota.write_headers(response.headers_mut());
     }
-    if let Some(p) = principal {
+    if let (Some(p), Some((method, path, user_agent))) = (principal, seen) {
         let status = response.status().as_u16();
         state
             .activity

@@ -51,10 +51,14 @@ impl RateLimiter {
     /// when to retry.
     pub fn hit(&self, key: &str) -> Result<Quota, ApiError> {
         let now = Instant::now();
-        let mut entry = self.windows.entry(key.to_string()).or_insert(Window {
-            started: now,
-            count: 0,
-        });
+        // The common case is a known key: no allocation for it.
+        let mut entry = match self.windows.get_mut(key) {
+            Some(entry) => entry,
+            None => self.windows.entry(key.to_owned()).or_insert(Window {
+                started: now,
+                count: 0,
+            }),
+        };
         if now.duration_since(entry.started) >= self.window {
             entry.started = now;
             entry.count = 0;

@@ -9,18 +9,23 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{ApiError, FieldErrors};
 
 /// The success envelope `{statusCode, message, data}`.
+///
+/// `data` is serialised once, straight to JSON text, when the envelope is
+/// built: no intermediate `serde_json::Value` tree (the hot read paths spend
+/// a visible share of their time there otherwise).
 pub struct Envelope {
     status: StatusCode,
     message: &'static str,
-    data: Value,
+    /// JSON text of the data.
+    data: Vec<u8>,
     /// Top-level fields beside `data` that some lists carry (`metadata`,
-    /// `truncated`).
-    extra: serde_json::Map<String, Value>,
+    /// `truncated`), in insertion order.
+    extra: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl Envelope {
@@ -28,19 +33,22 @@ impl Envelope {
         Envelope {
             status,
             message,
-            data: serde_json::to_value(data).unwrap_or(Value::Null),
-            extra: serde_json::Map::new(),
+            data: raw(&data),
+            extra: Vec::new(),
         }
     }
 
     /// Adds a top-level field beside `data`.
-    pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
-        self.extra.insert(
-            key.to_string(),
-            serde_json::to_value(value).unwrap_or(Value::Null),
-        );
+    pub fn with(mut self, key: &'static str, value: impl Serialize) -> Self {
+        self.extra.push((key, raw(&value)));
         self
     }
+}
+
+/// JSON text of `value`; `null` for the (never expected) value serde cannot
+/// represent, such as a map with non-string keys.
+fn raw(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// `200` with `data`.
@@ -53,17 +61,41 @@ pub fn created(message: &'static str, data: impl Serialize) -> Envelope {
     Envelope::new(StatusCode::CREATED, message, data)
 }
 
+impl Envelope {
+    /// The response body, written in one pass into one buffer.
+    fn body(&self) -> Vec<u8> {
+        let extra: usize = self.extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = Vec::with_capacity(48 + self.message.len() + self.data.len() + extra);
+        out.extend_from_slice(b"{\"statusCode\":");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b",\"message\":");
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, self.message);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(&self.data);
+        for (key, value) in &self.extra {
+            out.push(b',');
+            let _ = serde_json::to_writer(&mut out, key);
+            out.push(b':');
+            out.extend_from_slice(value);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "statusCode": self.status.as_u16(),
-            "message": self.message,
-            "data": self.data,
-        });
-        if let Value::Object(map) = &mut body {
-            map.extend(self.extra);
-        }
-        (self.status, axum::Json(body)).into_response()
+        let body = self.body();
+        (
+            self.status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
     }
 }
 

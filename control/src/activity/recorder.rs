@@ -3,65 +3,139 @@
 //! batches, one transaction per batch, so a busy API does one sled write
 //! per batch rather than per request.
 
-use tokio::sync::mpsc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::auth::principal::Principal;
 use crate::store::Store;
-use crate::wire::{new_id, now};
+use crate::wire::{format_time, new_id};
 
 use super::model::{Activity, ACTIVITY, ACTIVITY_BY_USER};
 
 /// Records queued beyond this are dropped (and counted in the log) rather
 /// than letting a flood of requests grow memory without bound.
 const QUEUE: usize = 65_536;
+/// A batch this large is written at once; smaller ones wait for the tick.
 const BATCH: usize = 512;
+/// How long a record may wait in the queue. Waking the writer on a timer
+/// rather than per request keeps the request path free of cross-thread
+/// wake-ups, which cost more than the record itself.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// What the request path hands over: the cheap parts only. Ids and
+/// timestamps are formatted by the writer.
+struct Draft {
+    user_id: String,
+    realm_id: Option<String>,
+    method: axum::http::Method,
+    path: String,
+    status: u16,
+    ip: IpAddr,
+    user_agent: String,
+    token_id: Option<String>,
+    at: time::OffsetDateTime,
+}
 
 #[derive(Clone)]
 pub struct ActivityLog {
-    tx: mpsc::Sender<Activity>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Mutex<Vec<Draft>>,
+    full: Notify,
 }
 
 impl ActivityLog {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Store) -> ActivityLog {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, rx));
-        ActivityLog { tx }
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::with_capacity(BATCH)),
+            full: Notify::new(),
+        });
+        tokio::spawn(write_batches(store, shared.clone()));
+        ActivityLog { shared }
     }
 
-    /// Queues one record; never blocks.
+    /// Queues one record; never blocks on I/O.
     pub fn record(
         &self,
         principal: &Principal,
-        method: &str,
+        method: &axum::http::Method,
         path: &str,
         status: u16,
         user_agent: &str,
     ) {
-        let activity = Activity {
-            id: new_id(),
+        let draft = Draft {
             user_id: principal.user.id.clone(),
             realm_id: principal.realm_id.clone(),
-            method: method.to_string(),
-            path: path.to_string(),
-            status_code: status,
-            ip_address: principal.ip.to_string(),
-            user_agent: user_agent.chars().take(512).collect(),
+            method: method.clone(),
+            path: path.to_owned(),
+            status,
+            ip: principal.ip,
+            user_agent: truncate(user_agent, 512).to_owned(),
             token_id: principal.token().map(|t| t.id.clone()),
-            created_at: now(),
+            at: time::OffsetDateTime::now_utc(),
         };
-        if self.tx.try_send(activity).is_err() {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.len() >= QUEUE {
+            drop(queue);
             tracing::warn!("activity queue full; record dropped");
+            return;
+        }
+        queue.push(draft);
+        let wake = queue.len() == BATCH;
+        drop(queue);
+        if wake {
+            self.shared.full.notify_one();
         }
     }
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<Activity>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let records = std::mem::take(&mut batch);
+/// The longest prefix of `s` of at most `max` characters.
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn finish(d: Draft) -> Activity {
+    Activity {
+        id: new_id(),
+        user_id: d.user_id,
+        realm_id: d.realm_id,
+        method: d.method.as_str().to_owned(),
+        path: d.path,
+        status_code: d.status,
+        ip_address: d.ip.to_string(),
+        user_agent: d.user_agent,
+        token_id: d.token_id,
+        created_at: format_time(d.at),
+    }
+}
+
+async fn write_batches(store: Store, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.full.notified() => {}
+        }
+        let drafts = {
+            let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *queue, Vec::with_capacity(BATCH))
+        };
+        if drafts.is_empty() {
+            continue;
+        }
         let store = store.clone();
         let written = tokio::task::spawn_blocking(move || {
+            let records: Vec<Activity> = drafts.into_iter().map(finish).collect();
             store.tx(|tx| {
                 for a in &records {
                     tx.put(&ACTIVITY, &a.id, a)?;
@@ -76,5 +150,16 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Activity>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record activity"),
             Err(e) => tracing::warn!(error = %e, "activity writer failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("héllo", 2), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
     }
 }

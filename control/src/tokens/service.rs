@@ -115,14 +115,15 @@ pub fn authenticate(
 /// Records last use at most once a minute per token, so a busy token does
 /// not turn every read into a write.
 fn touch(state: &AppState, token: &mut ApiToken, ip: IpAddr) {
-    let ip = ip.to_string();
     let stale = token
         .last_used_at
         .as_deref()
         .and_then(parse_time)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds() >= 60)
         .unwrap_or(true);
-    if stale || token.last_used_ip.as_deref() != Some(ip.as_str()) {
+    let moved = token.last_used_ip.as_deref().map(str::parse::<IpAddr>) != Some(Ok(ip));
+    if stale || moved {
+        let ip = ip.to_string();
         let used_at = now();
         token.last_used_at = Some(used_at.clone());
         token.last_used_ip = Some(ip.clone());

@@ -494,50 +494,98 @@ pub fn security_history(
     Ok((page.slice(entries), total))
 }
 
-/// The API token the caller authenticated with, as `me` shows it: the
-/// record without its hash, and what restricts it.
-pub fn token_view(token: &ApiToken, active_realm: Option<&str>) -> Value {
-    json!({
-        "token": {
-            "id": token.id,
-            "alias": token.alias,
-            "prefix": token.prefix,
-            "public_key": token.public_key,
-            "public_storage": token.public_storage,
-            "ip_whitelist": token.ip_whitelist,
-            "realm_ids": token.realm_ids,
-            "allow_no_realm": token.allow_no_realm,
-            "permissions": token.permissions,
-            "expires_at": token.expires_at,
-            "is_enabled": token.is_enabled,
-            "vault_access": token.vault_access,
-            "event_access": token.event_access,
-            "created_by_token_id": token.created_by_token_id,
-            "delegation_depth": token.delegation_depth,
-            "last_used_at": token.last_used_at,
-            "last_used_ip": token.last_used_ip,
-            "created_at": token.created_at,
-            "updated_at": token.updated_at,
+/// The API token a request came with, as `getCurrentUser` shows it.
+/// Borrowed, so answering `/me` copies no record field.
+#[derive(Serialize)]
+pub struct TokenView<'a> {
+    token: TokenFields<'a>,
+    restrictions: TokenRestrictions<'a>,
+}
+
+#[derive(Serialize)]
+struct TokenFields<'a> {
+    id: &'a str,
+    alias: &'a str,
+    prefix: &'a str,
+    public_key: &'a Option<String>,
+    public_storage: &'a Option<Value>,
+    ip_whitelist: &'a [String],
+    realm_ids: &'a [String],
+    allow_no_realm: bool,
+    permissions: &'a Value,
+    expires_at: &'a Option<String>,
+    is_enabled: bool,
+    vault_access: bool,
+    event_access: bool,
+    created_by_token_id: &'a Option<String>,
+    delegation_depth: u32,
+    last_used_at: &'a Option<String>,
+    last_used_ip: &'a Option<String>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct TokenRestrictions<'a> {
+    has_realm_restrictions: bool,
+    requires_realm_scope: bool,
+    allowed_realm_ids: &'a [String],
+    allow_no_realm: bool,
+    active_realm_id: Option<&'a str>,
+}
+
+pub fn token_view<'a>(token: &'a ApiToken, active_realm: Option<&'a str>) -> TokenView<'a> {
+    TokenView {
+        token: TokenFields {
+            id: &token.id,
+            alias: &token.alias,
+            prefix: &token.prefix,
+            public_key: &token.public_key,
+            public_storage: &token.public_storage,
+            ip_whitelist: &token.ip_whitelist,
+            realm_ids: &token.realm_ids,
+            allow_no_realm: token.allow_no_realm,
+            permissions: &token.permissions,
+            expires_at: &token.expires_at,
+            is_enabled: token.is_enabled,
+            vault_access: token.vault_access,
+            event_access: token.event_access,
+            created_by_token_id: &token.created_by_token_id,
+            delegation_depth: token.delegation_depth,
+            last_used_at: &token.last_used_at,
+            last_used_ip: &token.last_used_ip,
+            created_at: &token.created_at,
+            updated_at: &token.updated_at,
         },
-        "restrictions": {
-            "has_realm_restrictions": !token.realm_ids.is_empty(),
-            "requires_realm_scope": !token.allow_no_realm,
-            "allowed_realm_ids": token.realm_ids,
-            "allow_no_realm": token.allow_no_realm,
-            "active_realm_id": active_realm,
-        }
-    })
+        restrictions: TokenRestrictions {
+            has_realm_restrictions: !token.realm_ids.is_empty(),
+            requires_realm_scope: !token.allow_no_realm,
+            allowed_realm_ids: &token.realm_ids,
+            allow_no_realm: token.allow_no_realm,
+            active_realm_id: active_realm,
+        },
+    }
 }
 
 /// `authentication.getCurrentUser`: the user, plus the API token when the
 /// caller used one.
-pub fn me(caller: &Principal) -> Value {
-    let mut body = serde_json::to_value(UserView::from(&caller.user)).unwrap_or(Value::Null);
-    if let Some(token) = caller.token() {
-        body["auth_token"] = token_view(token, caller.realm_id.as_deref());
+#[derive(Serialize)]
+pub struct MeView<'a> {
+    #[serde(flatten)]
+    user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_token: Option<TokenView<'a>>,
+    pending_pool_invitations: u32,
+}
+
+pub fn me(caller: &Principal) -> MeView<'_> {
+    MeView {
+        user: UserView::from(&caller.user),
+        auth_token: caller
+            .token()
+            .map(|t| token_view(t, caller.realm_id.as_deref())),
+        pending_pool_invitations: 0,
     }
-    body["pending_pool_invitations"] = json!(0);
-    body
 }
 
 /// A username as login accepts it.
