@@ -38,7 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::activity::routes::routes())
         .merge(crate::meta::routes::routes())
         .merge(crate::projects::routes::routes())
-        .merge(crate::containers::routes::routes());
+        .merge(crate::containers::routes::routes())
+        .merge(crate::aliases::routes::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::openapi::routes())
@@ -66,14 +67,22 @@ async fn health() -> impl IntoResponse {
 }
 
 /// Prometheus text: the embedded data plane's series (requests, latency,
-/// upstream errors, pool, config version).
+/// upstream errors, pool, routing table version) and the control plane's
+/// config version, the number remote nodes acknowledge.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.dataplane.render_metrics();
+    text.push_str(&format!(
+        "# HELP hoody_config_version Configuration changes published by the control plane.\n\
+         # TYPE hoody_config_version gauge\n\
+         hoody_config_version {}\n",
+        state.publisher.version()
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.dataplane.render_metrics(),
+        text,
     )
 }
 

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod aliases;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -159,6 +159,12 @@ impl Modify for BearerAuth {
         crate::containers::share_routes::remove,
         crate::containers::share_routes::list_global,
         crate::containers::share_routes::list_incoming_global,
+        crate::aliases::routes::list,
+        crate::aliases::routes::create,
+        crate::aliases::routes::get_one,
+        crate::aliases::routes::update,
+        crate::aliases::routes::set_state,
+        crate::aliases::routes::delete,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -174,6 +180,7 @@ impl Modify for BearerAuth {
         (name = "storage", description = "Storage shares between containers"),
         (name = "env", description = "Container environment variables"),
         (name = "firewall", description = "Container ingress and egress rules"),
+        (name = "proxyAliases", description = "Alias hostnames of container programs"),
     )
 )]
 pub struct ApiDoc;

@@ -37,6 +37,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::open(settings.clone()).context("cannot open state")?;
     let rt = open_runtime(&settings).await?;
     state.set_runtime(std::sync::Arc::new(rt));
+    // Routes before the proxy listens: it never answers from an empty table.
+    let version = crate::proxy::compile::compile_all(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot compile the proxy configuration: {e}"))?;
+    tracing::info!(version, "proxy configuration compiled");
     let api = TcpListener::bind(settings.api_listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.api_listen))?;
@@ -50,6 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = crate::admin::serve_socket(state.clone(), stop_rx.clone())?;
     let jobs = tokio::spawn(background_jobs(state.clone(), stop_rx.clone()));
+    let alias_expiry = tokio::spawn(alias_expiry(state.clone(), stop_rx.clone()));
 
     let service = crate::app::service(state.clone());
     let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
@@ -83,6 +89,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let _ = admin.await;
     jobs.abort();
+    alias_expiry.abort();
     state.store.flush().context("cannot flush store")?;
     tracing::info!("store flushed; bye");
     Ok(())
@@ -118,6 +125,28 @@ async fn background_jobs(state: AppState, mut stop: watch::Receiver<bool>) {
                 let _ = tokio::task::spawn_blocking(move || crate::activity::routes::prune(&st)).await;
                 crate::containers::snapshots::expire(&state).await;
                 crate::containers::shares::expire(&state).await;
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Disables aliases as their `expires_at` passes. Short interval: the data
+/// plane already answers 404 on time; this keeps records and events close.
+async fn alias_expiry(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        crate::aliases::service::EXPIRY_INTERVAL_SECS,
+    ));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = crate::aliases::service::expire(&state).await {
+                    tracing::warn!(error = %e, "alias expiry failed");
+                }
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {

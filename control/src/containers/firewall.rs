@@ -303,6 +303,8 @@ async fn mutate<T: Clone>(
         }
         Ok((c, out))
     })?;
+    // Ingress rules are enforced by the proxy: in force before we answer.
+    crate::proxy::compile::recompile(state, id).await?;
     state
         .runtime()?
         .set_egress_rules(id, egress_of(&c)?)

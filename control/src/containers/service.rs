@@ -420,10 +420,12 @@ pub async fn create(
                     "system",
                     Some(json!({"error": err.to_string()})),
                 )?;
+                crate::proxy::compile::recompile(state, &c.id).await?;
                 return Err(err.into());
             }
         }
     }
+    crate::proxy::compile::recompile(state, &c.id).await?;
     latest.ok_or(ApiError::NotFound("container"))
 }
 
@@ -450,6 +452,8 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
         return Err(ApiError::NotFound("container"));
     }
     save_status(state, &c.id, status::DELETING, by, None)?;
+    // A container being deleted serves nothing (503) from now on.
+    crate::proxy::compile::recompile(state, &c.id).await?;
     let rt = state.runtime()?;
     match rt.delete(&c.id).await {
         Ok(()) | Err(runtime::RuntimeError::NotFound(_)) => {}
@@ -461,15 +465,18 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
                 "system",
                 Some(json!({"error": err.to_string()})),
             )?;
+            crate::proxy::compile::recompile(state, &c.id).await?;
             return Err(err.into());
         }
     }
     super::shares::on_container_deleted(state, &c.id).await?;
     let logs = state.store.ids(&model::STATUS_LOGS_BY_CONTAINER, &c.id)?;
+    let aliases = crate::aliases::model::of_container(&state.store, &c.id)?;
     state.store.tx(|tx| {
         let Some(mut cur) = tx.get(&CONTAINERS, &c.id)? else {
             return Ok(());
         };
+        crate::aliases::service::on_container_deleted(tx, &aliases)?;
         transition(tx, &mut cur, "deleted", by, None)?;
         tx.remove(&CONTAINERS, &c.id)?;
         tx.remove_multi(&model::CONTAINERS_BY_PROJECT, &c.project_id, &c.id)?;
@@ -480,7 +487,7 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
         Ok(())
     })?;
     state.container_locks.forget(&c.id);
-    Ok(())
+    crate::proxy::compile::recompile(state, &c.id).await
 }
 
 /// `containers.delete`
@@ -589,17 +596,20 @@ pub async fn manage(
             if let Ok(info) = rt.inspect(id).await {
                 save_status(state, id, status_of(info.status), "system", None)?;
             }
+            crate::proxy::compile::recompile(state, id).await?;
             return Err(err.into());
         }
     };
-    save_status(
+    let c = save_status(
         state,
         id,
         status_of(info.status),
         caller.user_id(),
         Some(json!({"operation": op.name()})),
     )?
-    .ok_or(ApiError::NotFound("container"))
+    .ok_or(ApiError::NotFound("container"))?;
+    crate::proxy::compile::recompile(state, id).await?;
+    Ok(c)
 }
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -901,8 +911,10 @@ pub async fn copy(
         }
         return Err(err);
     }
-    save_status(state, &c.id, status::STOPPED, "system", None)?
-        .ok_or(ApiError::NotFound("container"))
+    let copied = save_status(state, &c.id, status::STOPPED, "system", None)?
+        .ok_or(ApiError::NotFound("container"))?;
+    crate::proxy::compile::recompile(state, &c.id).await?;
+    Ok(copied)
 }
 
 /// The snapshot of `src` that `source_snapshot` names: its name, or the
@@ -945,6 +957,7 @@ pub async fn sync(
         Some(json!({"synced_from": source})),
     )?
     .ok_or(ApiError::NotFound("container"))?;
+    crate::proxy::compile::recompile(state, id).await?;
     Ok((c, source))
 }
 

@@ -195,6 +195,7 @@ pub async fn restore(
             Some(json!({"restored": name})),
         )?;
     }
+    crate::proxy::compile::recompile(state, id).await?;
     let at = now();
     let meta = state.store.tx(|tx| {
         let mut c = tx

@@ -122,6 +122,9 @@ pub const TREES: &[&str] = &[
     "security_events_by_user",
     "node_tokens",
     "node_tokens_by_hash",
+    "proxy_aliases",
+    "proxy_aliases_by_label",
+    "proxy_aliases_by_container",
 ];
 
 fn multi_key(key: &str, id: &str) -> Vec<u8> {
