@@ -187,7 +187,9 @@ pub struct ApiDoc;
 
 /// The document as served.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::proxy::routes::ProxyApi::openapi());
+    doc
 }
 
 const SCALAR_JS: &[u8] = include_bytes!("../assets/scalar-standalone.js");

@@ -95,6 +95,7 @@ impl AppState {
         let dataplane = dataplane::DataPlane::new(dataplane::Settings {
             node: settings.node_name.clone(),
             base_domain: settings.base_domain.clone(),
+            owner_claim_key: Some(keys.public_key_hex()),
             ..dataplane::Settings::default()
         });
         let activity = ActivityLog::start(store.clone());

@@ -195,7 +195,7 @@ fn serde_urlencoded_de<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> 
     })
 }
 
-fn form_pairs(query: &str) -> Vec<(String, String)> {
+pub fn form_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

@@ -366,6 +366,12 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Idle upstream connections kept per upstream per worker.
     pub pool_max_idle: usize,
+    /// The control plane's Ed25519 public key (64 hex digits) that signs
+    /// container claims (`containers.authorize`). With it, a request that
+    /// carries a valid, unexpired claim for the unit's container passes the
+    /// groups; without it no claim is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_claim_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -378,6 +384,7 @@ impl Default for Settings {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             pool_max_idle: 256,
+            owner_claim_key: None,
         }
     }
 }

@@ -1,5 +1,13 @@
-//! The access gate: ingress firewall → `enable_proxy` → authentication →
-//! authorization, compiled once per unit so a request only does comparisons.
+//! The access gate: ingress firewall → `enable_proxy` → owner claim →
+//! authentication → authorization, compiled once per unit so a request only
+//! does comparisons.
+//!
+//! Owner access: the control plane signs a container claim for the owner
+//! (`containers.authorize`); a request carrying a valid, unexpired claim for
+//! this unit's container in the `x-hoody-container-claim` header or the
+//! `hoody_container_claim` cookie is allowed whatever the groups say. The
+//! data plane checks the Ed25519 signature itself with the public key from
+//! its settings, so it never asks the control plane.
 //!
 //! Authorization rule: only groups that carry a rule for the requested
 //! program take part. If any of them authenticates and its rule allows the
@@ -72,6 +80,79 @@ pub struct RequestFacts<'a> {
 pub struct AccessGate {
     firewall: Vec<CompiledRule>,
     policy: Option<Policy>,
+    owner: Option<OwnerCheck>,
+}
+
+/// Header that carries an owner claim: `payload_b64.signature_hex`.
+pub const OWNER_CLAIM_HEADER: &str = "x-hoody-container-claim";
+/// Cookie that carries an owner claim, same format as the header.
+pub const OWNER_CLAIM_COOKIE: &str = "hoody_container_claim";
+
+/// The control plane's claim-signing public key.
+#[derive(Clone, Debug)]
+pub struct OwnerKey(ed25519_dalek::VerifyingKey);
+
+impl OwnerKey {
+    /// From 64 hex digits (what `meta.getPublicKey` and the settings hold).
+    pub fn from_hex(hex_key: &str) -> Result<Self, String> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_key.trim(), &mut bytes)
+            .map_err(|_| "the owner claim key must be 64 hex digits".to_string())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(OwnerKey)
+            .map_err(|_| "the owner claim key is not an Ed25519 public key".to_string())
+    }
+
+    /// Whether `raw` (`payload_b64.signature_hex`) is signed by this key,
+    /// names `container` and has not expired at `now` (unix seconds).
+    pub fn admits(&self, raw: &str, container: &str, now: i64) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Claim {
+            container_id: String,
+            exp: i64,
+        }
+        let Some((payload, sig)) = raw.trim().split_once('.') else {
+            return false;
+        };
+        let mut sig_bytes = [0u8; 64];
+        if hex::decode_to_slice(sig, &mut sig_bytes).is_err() {
+            return false;
+        }
+        let signature = ed25519_dalek::Signature::from_bytes(&sig_bytes);
+        if self
+            .0
+            .verify_strict(payload.as_bytes(), &signature)
+            .is_err()
+        {
+            return false;
+        }
+        let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+            return false;
+        };
+        serde_json::from_slice::<Claim>(&json)
+            .is_ok_and(|c| c.container_id == container && c.exp > now)
+    }
+}
+
+struct OwnerCheck {
+    key: OwnerKey,
+    container: Box<str>,
+}
+
+impl OwnerCheck {
+    fn admits(&self, facts: &RequestFacts<'_>) -> bool {
+        let raw = match facts.headers.get(OWNER_CLAIM_HEADER) {
+            Some(v) => v.to_str().ok().map(str::to_string),
+            None => cookie(facts.headers, OWNER_CLAIM_COOKIE),
+        };
+        raw.is_some_and(|r| self.key.admits(&r, &self.container, unix_now()))
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 struct Policy {
@@ -139,7 +220,20 @@ impl AccessGate {
             .map(|(i, r)| compile_rule(i, r))
             .collect::<Result<_, _>>()?;
         let policy = doc.map(compile_policy).transpose()?;
-        Ok(Self { firewall, policy })
+        Ok(Self {
+            firewall,
+            policy,
+            owner: None,
+        })
+    }
+
+    /// Lets the owner's claim for `container` through (when `key` is set).
+    pub fn with_owner(mut self, key: Option<&OwnerKey>, container: &str) -> Self {
+        self.owner = key.map(|key| OwnerCheck {
+            key: key.clone(),
+            container: container.into(),
+        });
+        self
     }
 
     /// Decides one request for `program` at `port` (index).
@@ -152,6 +246,9 @@ impl AccessGate {
         };
         if !policy.enabled {
             return Decision::Disabled;
+        }
+        if self.owner.as_ref().is_some_and(|o| o.admits(facts)) {
+            return Decision::Allow;
         }
         policy.decide(facts, program, port)
     }
@@ -859,5 +956,70 @@ mod tests {
             .unwrap()
             .allows(5));
         assert!(!AccessRule::parse(&Access::Flag(false)).unwrap().allows(5));
+    }
+
+    fn owner_claim(key: &ed25519_dalek::SigningKey, container: &str, exp: i64) -> String {
+        use ed25519_dalek::Signer;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            serde_json::json!({"container_id": container, "user_id": "u", "exp": exp}).to_string(),
+        );
+        let sig = key.sign(payload.as_bytes());
+        format!("{payload}.{}", hex::encode(sig.to_bytes()))
+    }
+
+    #[test]
+    fn owner_claim_passes_whatever_the_groups_say() {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let key = OwnerKey::from_hex(&hex::encode(signing.verifying_key().as_bytes())).unwrap();
+        let d = doc(
+            serde_json::json!({"team": {"type": "password", "username": "u", "password": "p", "salt": "s"}}),
+            serde_json::json!({"team": {"http": true}}),
+            "deny",
+        );
+        let gate = AccessGate::compile(Some(&d), &[])
+            .unwrap()
+            .with_owner(Some(&key), "c1");
+        let far = unix_now() + 600;
+        let decide = |h: &HeaderMap| gate.decide(&facts(h, None, "10.0.0.1"), "http", 80);
+
+        let mut h = HeaderMap::new();
+        assert_ne!(decide(&h), Decision::Allow);
+        h.insert(
+            OWNER_CLAIM_HEADER,
+            owner_claim(&signing, "c1", far).parse().unwrap(),
+        );
+        assert_eq!(decide(&h), Decision::Allow);
+
+        let mut h = HeaderMap::new();
+        let cookie = format!(
+            "a=b; {OWNER_CLAIM_COOKIE}={}",
+            owner_claim(&signing, "c1", far)
+        );
+        h.insert(http::header::COOKIE, cookie.parse().unwrap());
+        assert_eq!(decide(&h), Decision::Allow);
+
+        let other = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        for bad in [
+            owner_claim(&signing, "c2", far),
+            owner_claim(&signing, "c1", unix_now() - 1),
+            owner_claim(&other, "c1", far),
+            "garbage".to_string(),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(OWNER_CLAIM_HEADER, bad.parse().unwrap());
+            assert_ne!(decide(&h), Decision::Allow, "{bad}");
+        }
+
+        // No key configured: claims mean nothing.
+        let plain = AccessGate::compile(Some(&d), &[]).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            OWNER_CLAIM_HEADER,
+            owner_claim(&signing, "c1", far).parse().unwrap(),
+        );
+        assert_ne!(
+            plain.decide(&facts(&h, None, "10.0.0.1"), "http", 80),
+            Decision::Allow
+        );
     }
 }

@@ -546,6 +546,8 @@ fn upstream_request(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_headers(headers);
+    // The owner's claim is a credential for the proxy, not for the app.
+    headers.remove(crate::gate::OWNER_CLAIM_HEADER);
     if let Some(up) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, up);

@@ -19,7 +19,7 @@ use http::HeaderValue;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::config::{Alias, ContainerUnit, Delta, Settings, Snapshot};
-use crate::gate::{AccessGate, GateError};
+use crate::gate::{AccessGate, GateError, OwnerKey};
 
 /// Why a delta was rejected. The table is unchanged when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,8 @@ pub struct RouteTable {
     version: AtomicU64,
     node: String,
     base_domain: String,
+    /// Verifies owner claims; `None` when the settings carry no key.
+    owner_key: Option<OwnerKey>,
 }
 
 impl RouteTable {
@@ -117,6 +119,13 @@ impl RouteTable {
             version: AtomicU64::new(0),
             node: settings.node.to_ascii_lowercase(),
             base_domain: settings.base_domain.to_ascii_lowercase(),
+            // A malformed key admits no claim rather than stopping the
+            // proxy: the groups still apply.
+            owner_key: settings.owner_claim_key.as_deref().and_then(|k| {
+                OwnerKey::from_hex(k)
+                    .inspect_err(|e| tracing::warn!(error = %e, "owner claims disabled"))
+                    .ok()
+            }),
         }
     }
 
@@ -260,12 +269,12 @@ impl RouteTable {
             });
         }
         let gate = Arc::new(
-            AccessGate::compile(unit.proxy.as_ref(), &unit.firewall).map_err(|source| {
-                ConfigError::Gate {
+            AccessGate::compile(unit.proxy.as_ref(), &unit.firewall)
+                .map_err(|source| ConfigError::Gate {
                     unit: unit.id.clone(),
                     source,
-                }
-            })?,
+                })?
+                .with_owner(self.owner_key.as_ref(), &unit.id),
         );
         let unit_id: Arc<str> = Arc::from(unit.id.as_str());
         let mut out = Vec::new();

@@ -5,3 +5,7 @@
 
 pub mod compile;
 pub mod documents;
+pub mod hooks;
+pub mod routes;
+pub mod service;
+pub mod validate;

@@ -125,6 +125,8 @@ pub const TREES: &[&str] = &[
     "proxy_aliases",
     "proxy_aliases_by_label",
     "proxy_aliases_by_container",
+    "proxy_documents_containers",
+    "proxy_documents_projects",
 ];
 
 fn multi_key(key: &str, id: &str) -> Vec<u8> {
