@@ -35,6 +35,17 @@ pub enum Operation {
     Backup {
         path: PathBuf,
     },
+    CreateNodeToken {
+        #[serde(default)]
+        name: Option<String>,
+    },
+    ListNodeTokens,
+    RevokeNodeToken {
+        id: String,
+    },
+    SetStaticRoutes {
+        routes: dataplane::config::RoutesFile,
+    },
 }
 
 /// Runs an operation and returns a JSON summary.
@@ -54,6 +65,31 @@ pub async fn execute(state: &AppState, op: Operation) -> Result<Value, ApiError>
             let records = crate::store::export_to_file(&state.store, &path)?;
             Ok(json!({"path": path, "records": records}))
         }
+        Operation::CreateNodeToken { name } => {
+            let made = crate::nodes::service::create(&state, name)?;
+            Ok(serde_json::to_value(made).map_err(ApiError::internal)?)
+        }
+        Operation::ListNodeTokens => {
+            let tokens = crate::nodes::service::list(&state)?;
+            let listed: Vec<Value> = tokens
+                .into_iter()
+                .map(|t| {
+                    json!({
+                        "id": t.id,
+                        "name": t.name,
+                        "prefix": t.prefix,
+                        "created_at": t.created_at,
+                        "status": state.nodes.status(&t.id),
+                    })
+                })
+                .collect();
+            Ok(json!({"published_version": state.publisher.version(), "nodes": listed}))
+        }
+        Operation::RevokeNodeToken { id } => {
+            let gone = crate::nodes::service::revoke(&state, &id)?;
+            Ok(json!({"id": gone.id, "name": gone.name, "revoked": true}))
+        }
+        Operation::SetStaticRoutes { routes } => crate::proxy::static_routes::set(&state, routes),
     })
     .await
     .map_err(ApiError::internal)?

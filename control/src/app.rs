@@ -47,8 +47,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), pipeline))
-        // Added after the pipeline layer: probes are not rate limited.
+        // Added after the pipeline layer: probes are not rate limited, and
+        // nodes authenticate with node tokens, not user credentials.
         .route("/health", get(health))
+        .merge(crate::nodes::routes::routes())
         .route("/metrics", get(metrics))
         // Routes added after the first call need the JSON 405 too.
         .method_not_allowed_fallback(method_not_allowed)
@@ -78,6 +80,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          hoody_config_version {}\n",
         state.publisher.version()
     ));
+    text.push_str(&state.nodes.render_metrics(state.publisher.version()));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -37,6 +37,19 @@ pub enum AdminCommand {
     },
     /// Write an online backup of the store to FILE.
     Backup { file: PathBuf },
+    /// Create a token for a remote data-plane node; it is printed once.
+    CreateNodeToken {
+        /// A name for the node (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List node tokens with each node's live status (when a server runs).
+    ListNodeTokens,
+    /// Revoke a node token; the node is refused from then on.
+    RevokeNodeToken { id: String },
+    /// Replace the operator's static routes with a routes FILE (the
+    /// standalone data-plane format); published to every node.
+    SetStaticRoutes { file: PathBuf },
     /// Load a backup FILE into an empty data directory (no server may run on it).
     /// Keys are not part of a backup: sessions issued before it must log in again.
     Restore { file: PathBuf },
@@ -83,6 +96,16 @@ pub fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Backup { file } => Operation::Backup {
             path: std::path::absolute(&file).unwrap_or(file),
         },
+        AdminCommand::CreateNodeToken { name } => Operation::CreateNodeToken { name },
+        AdminCommand::ListNodeTokens => Operation::ListNodeTokens,
+        AdminCommand::RevokeNodeToken { id } => Operation::RevokeNodeToken { id },
+        AdminCommand::SetStaticRoutes { file } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let routes = serde_json::from_slice(&text)
+                .with_context(|| format!("cannot parse {}", file.display()))?;
+            Operation::SetStaticRoutes { routes }
+        }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -41,6 +41,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let version = crate::proxy::compile::compile_all(&state)
         .await
         .map_err(|e| anyhow::anyhow!("cannot compile the proxy configuration: {e}"))?;
+    // After the full compile, which replaces every unit it does not know.
+    crate::proxy::static_routes::publish_stored(&state)
+        .map_err(|e| anyhow::anyhow!("cannot publish the static routes: {e}"))?;
     tracing::info!(version, "proxy configuration compiled");
     let api = TcpListener::bind(settings.api_listen)
         .await
@@ -79,6 +82,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     let _ = stop_tx.send(true);
+    // Config streams never finish on their own; end them so the API drains.
+    state.nodes.close_all();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     match tokio::time::timeout(grace, server).await {
         Ok(_) => tracing::info!("API drained"),

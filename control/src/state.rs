@@ -27,6 +27,8 @@ pub struct Inner {
     /// Every routing change goes through here: applied to `dataplane`
     /// before the API answers, and fanned out to remote nodes.
     pub publisher: crate::publish::Publisher,
+    /// Remote data-plane nodes following `publisher`: open streams, acks.
+    pub nodes: crate::nodes::registry::NodeRegistry,
     /// The container runtime; set once by `serve` (it needs root and the host tools),
     /// absent in unit tests and admin commands.
     runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
@@ -109,6 +111,7 @@ impl AppState {
                 activity,
                 publisher: crate::publish::Publisher::new(dataplane.clone()),
                 dataplane,
+                nodes: crate::nodes::registry::NodeRegistry::new(),
                 runtime: std::sync::OnceLock::new(),
                 container_locks: Default::default(),
             }),

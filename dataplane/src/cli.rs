@@ -1,25 +1,43 @@
 //! `hoody-api dataplane`: a standalone data-plane node.
 //!
-//! Today it serves a static routes file (see docs/dataplane.md) and reloads
-//! it on SIGHUP or when the file changes; a bad file is rejected with a
-//! message and the running routes stay. `--control`/`--token` (a node fed
-//! by a remote control plane) arrive with issue 5.
+//! Two sources of routes (see docs/dataplane.md):
+//! * `--routes FILE`: a static routes file, reloaded on SIGHUP or when it
+//!   changes; a bad file is rejected with a message and the running routes
+//!   stay.
+//! * `--control URL --token T`: follow a control plane's config stream
+//!   ([`crate::remote`]), serving the last snapshot saved in `--state-dir`
+//!   whenever the control plane is unreachable.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
 
 use crate::config::{AccessLog, RoutesFile, Settings};
+use crate::remote::{ControlUrl, FeedStatus, NodeConfig, SavedState};
 use crate::DataPlane;
 
 #[derive(Args, Debug)]
 pub struct DataplaneArgs {
     /// JSON routes file to serve; reloaded on SIGHUP and when it changes.
-    #[arg(long, env = "HOODY_ROUTES")]
+    #[arg(long, env = "HOODY_ROUTES", conflicts_with = "control")]
     pub routes: Option<PathBuf>,
+    /// Control plane to follow, `http://HOST:PORT` (instead of --routes).
+    #[arg(long, env = "HOODY_CONTROL", requires = "token")]
+    pub control: Option<String>,
+    /// Node token from `hoody-api admin create-node-token`.
+    #[arg(long, env = "HOODY_NODE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where a node fed by --control keeps its last snapshot and module cache.
+    #[arg(long, env = "HOODY_STATE_DIR", default_value = "./dataplane-state")]
+    pub state_dir: PathBuf,
+    /// Keep-alive period asked of the control plane, in milliseconds; three
+    /// silent periods mean the connection is dead.
+    #[arg(long, env = "HOODY_KEEPALIVE_MS", default_value_t = 5000)]
+    pub keepalive_ms: u64,
     /// Proxy listen address.
     #[arg(long, env = "HOODY_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
@@ -49,6 +67,12 @@ pub struct DataplaneArgs {
     pub drain_ms: u64,
 }
 
+/// Where the node's routes come from.
+enum Source {
+    File(PathBuf),
+    Control(crate::remote::NodeConfig),
+}
+
 pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -57,10 +81,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
-    let routes = args
-        .routes
-        .clone()
-        .context("--routes FILE is required (a control-plane feed is not available yet)")?;
+    let source = source(&args)?;
     let mut settings = Settings {
         node: args.node.clone(),
         base_domain: args.base_domain.clone(),
@@ -71,9 +92,16 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
     settings.timeouts.drain_ms = args.drain_ms;
     settings.timeouts.header_read_ms = args.header_timeout_ms;
     let dp = DataPlane::new(settings);
-    let snapshot = load_routes(&routes)?;
-    dp.replace_all(&snapshot)
-        .with_context(|| format!("routes file {}", routes.display()))?;
+    let feed = Arc::new(FeedStatus::default());
+    let saved = match &source {
+        Source::File(routes) => {
+            let snapshot = load_routes(routes)?;
+            dp.replace_all(&snapshot)
+                .with_context(|| format!("routes file {}", routes.display()))?;
+            None
+        }
+        Source::Control(cfg) => load_saved_snapshot(&dp, cfg),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -82,16 +110,59 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
             .bind(args.listen)
             .with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(addr = %listener.local_addr(), routes = dp.routes().len(), "data plane listening");
-        tokio::spawn(reload_loop(dp.clone(), routes, Duration::from_millis(args.routes_poll_ms)));
+        let extra_metrics = match source {
+            Source::File(routes) => {
+                tokio::spawn(reload_loop(dp.clone(), routes, Duration::from_millis(args.routes_poll_ms)));
+                None
+            }
+            Source::Control(cfg) => {
+                tokio::spawn(crate::remote::follow(dp.clone(), cfg, saved, feed.clone()));
+                Some(feed)
+            }
+        };
         if let Some(addr) = args.metrics_listen {
             let l = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(addr = %l.local_addr()?, "metrics listening");
-            tokio::spawn(serve_metrics(dp.clone(), l));
+            tokio::spawn(serve_metrics(dp.clone(), extra_metrics, l));
         }
         dp.serve(vec![listener], shutdown_signal()).await?;
         tracing::info!("data plane stopped");
         Ok(())
     })
+}
+
+fn source(args: &DataplaneArgs) -> anyhow::Result<Source> {
+    match (&args.routes, &args.control, &args.token) {
+        (Some(routes), None, _) => Ok(Source::File(routes.clone())),
+        (None, Some(control), Some(token)) => Ok(Source::Control(NodeConfig {
+            control: ControlUrl::parse(control)?,
+            token: token.clone(),
+            state_dir: args.state_dir.clone(),
+            keepalive: Duration::from_millis(args.keepalive_ms.clamp(200, 60_000)),
+        })),
+        (None, Some(_), None) => anyhow::bail!("--control needs --token NODE_TOKEN"),
+        _ => anyhow::bail!("give either --routes FILE or --control URL --token NODE_TOKEN"),
+    }
+}
+
+/// Serves the last snapshot saved on disk before the control plane is even
+/// contacted; a snapshot this build refuses is logged and skipped.
+fn load_saved_snapshot(dp: &DataPlane, cfg: &NodeConfig) -> Option<SavedState> {
+    let saved = crate::remote::load_saved(cfg)?;
+    match dp.replace_all(&saved.snapshot) {
+        Ok(_) => {
+            tracing::info!(
+                version = saved.version,
+                units = saved.snapshot.units.len(),
+                "serving the saved snapshot"
+            );
+            Some(saved)
+        }
+        Err(e) => {
+            tracing::error!("saved snapshot refused, waiting for the control plane: {e}");
+            None
+        }
+    }
 }
 
 fn parse_access_log(s: &str) -> AccessLog {
@@ -160,20 +231,30 @@ async fn shutdown_signal() {
 }
 
 /// A minimal `/metrics` endpoint for standalone nodes.
-async fn serve_metrics(dp: DataPlane, listener: tokio::net::TcpListener) {
+async fn serve_metrics(
+    dp: DataPlane,
+    feed: Option<Arc<FeedStatus>>,
+    listener: tokio::net::TcpListener,
+) {
     use http_body_util::Full;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let dp = dp.clone();
+        let feed = feed.clone();
         tokio::spawn(async move {
             let svc =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let dp = dp.clone();
+                    let feed = feed.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
-                            (http::StatusCode::OK, dp.render_metrics())
+                            let mut text = dp.render_metrics();
+                            if let Some(feed) = &feed {
+                                text.push_str(&feed.render());
+                            }
+                            (http::StatusCode::OK, text)
                         } else {
                             (http::StatusCode::NOT_FOUND, String::new())
                         };

@@ -1,7 +1,8 @@
 //! The data plane: a reverse proxy for container traffic.
 //!
 //! The control plane owns a [`DataPlane`] and feeds it [`config::Delta`]s;
-//! the standalone `hoody-api dataplane` command feeds it a routes file. A
+//! the standalone `hoody-api dataplane` command feeds it a routes file or
+//! follows a remote control plane's config stream ([`remote`]). A
 //! request's path through the proxy is written out in [`proxy`]; the
 //! threading model in [`listen`].
 //!
@@ -10,12 +11,14 @@
 pub mod access_log;
 pub mod cli;
 pub mod config;
+pub mod feed;
 pub mod gate;
 pub mod h1_guard;
 pub mod h2c;
 pub mod listen;
 pub mod metrics;
 pub mod proxy;
+pub mod remote;
 pub mod router;
 pub mod upstream;
 

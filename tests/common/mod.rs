@@ -91,8 +91,14 @@ impl Server {
 
     /// Starts (again) on new ports, on the same data directory.
     pub fn spawn(&mut self) {
-        self.api_port = free_port();
-        self.proxy_port = free_port();
+        self.spawn_on(free_port(), free_port());
+    }
+
+    /// Starts (again) on the given ports, on the same data directory (a
+    /// restart that clients holding the old address must find again).
+    pub fn spawn_on(&mut self, api_port: u16, proxy_port: u16) {
+        self.api_port = api_port;
+        self.proxy_port = proxy_port;
         self.api = format!("http://127.0.0.1:{}", self.api_port);
         let log = std::fs::File::create(
             self.data_dir

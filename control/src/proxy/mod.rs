@@ -9,3 +9,4 @@ pub mod hooks;
 pub mod routes;
 pub mod service;
 pub mod validate;
+pub mod static_routes;
