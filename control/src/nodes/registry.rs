@@ -132,7 +132,7 @@ impl NodeRegistry {
         out.push_str("# TYPE hoody_config_published_version gauge\n");
         out.push_str(&format!("hoody_config_published_version {published}\n"));
         let nodes = self.lock();
-        let series: [(&str, &str, fn(&NodeStatus, u64) -> Option<f64>); 4] = [
+        let series: [Series; 4] = [
             (
                 "hoody_node_connected",
                 "Whether the node holds a config stream open.",
@@ -182,6 +182,10 @@ impl Drop for StreamGuard<'_> {
         }
     }
 }
+
+/// A per-node metric: name, help text, and its value given the node and
+/// the published version.
+type Series = (&'static str, &'static str, fn(&NodeStatus, u64) -> Option<f64>);
 
 #[cfg(test)]
 mod tests {
