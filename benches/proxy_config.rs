@@ -152,6 +152,9 @@ fn write_to_enforced() {
         c.user_id = user.id.clone();
         c.project_id = user.default_project_id.clone().expect("default project");
         c.server_id = control::servers::model::node_server_id("local");
+        // The compile fixture's reject-all ingress rule would answer 403 to
+        // every state; this measurement wants the alias state to decide.
+        c.firewall = Default::default();
         // Without a runtime the container has no address: an enabled alias
         // answers 503, a disabled one 404. Either way the proxy decides
         // from the unit the write just published.
