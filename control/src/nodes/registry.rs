@@ -185,7 +185,11 @@ impl Drop for StreamGuard<'_> {
 
 /// A per-node metric: name, help text, and its value given the node and
 /// the published version.
-type Series = (&'static str, &'static str, fn(&NodeStatus, u64) -> Option<f64>);
+type Series = (
+    &'static str,
+    &'static str,
+    fn(&NodeStatus, u64) -> Option<f64>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,5 +8,5 @@ pub mod documents;
 pub mod hooks;
 pub mod routes;
 pub mod service;
-pub mod validate;
 pub mod static_routes;
+pub mod validate;
