@@ -14,15 +14,21 @@ use serde_json::{json, Value};
 const BRIDGE: u8 = 130;
 
 fn server() -> Server {
+    server_on(BRIDGE)
+}
+
+/// A server whose containers use bridge `hct<n>` on `10.214.<n>.0/24`; each
+/// test of this file takes its own `n` so they can run in parallel.
+fn server_on(n: u8) -> Server {
     let _ = std::process::Command::new("ip")
-        .args(["link", "del", &format!("hct{BRIDGE}")])
+        .args(["link", "del", &format!("hct{n}")])
         .stderr(std::process::Stdio::null())
         .status();
     Server::start_with(&[
         "--runtime-bridge",
-        &format!("hct{BRIDGE}"),
+        &format!("hct{n}"),
         "--runtime-subnet",
-        &format!("10.214.{BRIDGE}.0/24"),
+        &format!("10.214.{n}.0/24"),
     ])
 }
 
@@ -85,9 +91,15 @@ async fn container(client: &Client, srv: &Server, t: &Tenant, name: &str, run: b
 
 /// One request through the proxy: (status, body).
 fn through_proxy(srv: &Server, host: &str, path: &str) -> (u16, String) {
+    through_proxy_with(srv, host, path, "")
+}
+
+/// One request through the proxy with extra header lines (each ending in
+/// CRLF): (status, head and body).
+fn through_proxy_with(srv: &Server, host: &str, path: &str, headers: &str) -> (u16, String) {
     let raw = raw_request(
         &format!("127.0.0.1:{}", srv.proxy_port),
-        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"),
     )
     .expect("proxy request");
     let status = raw
@@ -588,4 +600,180 @@ async fn bad_inputs_are_400_naming_the_field(
     )
     .await;
     assert_eq!(list["data"]["count"], 1, "{list}");
+}
+
+/// `Authorization: Basic` for `user:password` (RFC 7617), without a base64
+/// dependency in the tests.
+fn basic(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}");
+    let mut out = String::new();
+    for chunk in input.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Authorization: Basic {out}\r\n")
+}
+
+#[test]
+fn basic_header_encodes_like_rfc_7617() {
+    assert_eq!(
+        basic("Aladdin", "open sesame"),
+        "Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"
+    );
+}
+
+/// The main scenario: what a tenant writes through the proxy
+/// document API is what the proxy enforces, before the API answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_documents_are_enforced_through_the_proxy() {
+    let srv = server_on(131);
+    let client = Client::builder().no_proxy().build().unwrap();
+    let owner = tenant(&client, &srv, "guard@example.com").await;
+    let id = container(&client, &srv, &owner, "guarded", true).await;
+    let (s, body) = call(
+        &client,
+        &srv,
+        &owner.token,
+        Method::POST,
+        "/api/v1/proxy/aliases",
+        Some(json!({"container_id": id, "alias": "guarded", "program": "http", "port": 80})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let host = "guarded.local.localhost";
+    let (status, body) = once_listening(&srv, host, "/cgi-bin/env").await;
+    assert_eq!(status, 200, "no document yet: open\n{body}\n{}", srv.log());
+
+    // A password group allowed on http, and everyone else denied.
+    let doc = format!("/api/v1/containers/{id}/proxy/permissions");
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("{doc}/groups/team/password"),
+            json!({"username": "alice", "password": "s3cret", "salt": "pepper"}),
+        ),
+        (
+            Method::PUT,
+            format!("{doc}/permissions/team"),
+            json!({"program": "http", "access": true}),
+        ),
+        (
+            Method::PATCH,
+            format!("{doc}/default"),
+            json!({"default": "deny"}),
+        ),
+    ] {
+        let (s, b) = call(&client, &srv, &owner.token, method, &path, Some(body)).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    let raw = raw_request(
+        &format!("127.0.0.1:{}", srv.proxy_port),
+        &format!("GET /cgi-bin/env HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("proxy request");
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("www-authenticate: basic"),
+        "{raw}"
+    );
+    let (status, body) = through_proxy_with(&srv, host, "/cgi-bin/env", &basic("alice", "s3cret"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("GATEWAY_INTERFACE=CGI"), "{body}");
+    let (status, _) = through_proxy_with(&srv, host, "/cgi-bin/env", &basic("alice", "wrong"));
+    assert_eq!(status, 401);
+
+    // default: allow opens it to anonymous callers.
+    let (s, b) = call(
+        &client,
+        &srv,
+        &owner.token,
+        Method::PATCH,
+        &format!("{doc}/default"),
+        Some(json!({"default": "allow"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (status, _) = through_proxy(&srv, host, "/cgi-bin/env");
+    assert_eq!(status, 200);
+
+    // Proxy disabled: 503 for everyone, credentials or not.
+    let (s, b) = call(
+        &client,
+        &srv,
+        &owner.token,
+        Method::PATCH,
+        &format!("{doc}/state"),
+        Some(json!({"enable_proxy": false})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (status, body) = through_proxy_with(&srv, host, "/cgi-bin/env", &basic("alice", "s3cret"));
+    assert_eq!(status, 503, "{body}");
+
+    // A stale If-Match changes nothing: the proxy stays disabled.
+    let resp = client
+        .patch(srv.url(&format!("{doc}/state")))
+        .bearer_auth(&owner.token)
+        .header("if-match", "file:v1")
+        .json(&json!({"enable_proxy": true}))
+        .send()
+        .await
+        .expect("stale write");
+    assert_eq!(resp.status(), 412);
+    let (status, _) = through_proxy(&srv, host, "/cgi-bin/env");
+    assert_eq!(status, 503);
+
+    // A project-level group reaches the project's other containers.
+    let sibling = container(&client, &srv, &owner, "sibling", true).await;
+    let pdoc = format!("/api/v1/projects/{}/proxy/permissions", owner.project);
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("{pdoc}/groups/ops/password"),
+            json!({"username": "ops", "password": "0ps-pass", "salt": "salt"}),
+        ),
+        (
+            Method::PUT,
+            format!("{pdoc}/permissions/ops"),
+            json!({"program": "http", "access": 80}),
+        ),
+        (
+            Method::PATCH,
+            format!("{pdoc}/default"),
+            json!({"default": "deny"}),
+        ),
+    ] {
+        let (s, b) = call(&client, &srv, &owner.token, method, &path, Some(body)).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    let sibling_host = format!("{}-{sibling}-http-80.local.localhost", owner.project);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (status, _) = through_proxy(&srv, &sibling_host, "/cgi-bin/env");
+        if status != 502 || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 401, "inherited default deny\n{}", srv.log());
+    let (status, body) = through_proxy_with(
+        &srv,
+        &sibling_host,
+        "/cgi-bin/env",
+        &basic("ops", "0ps-pass"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("GATEWAY_INTERFACE=CGI"), "{body}");
 }
