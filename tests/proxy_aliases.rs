@@ -694,6 +694,41 @@ async fn proxy_documents_are_enforced_through_the_proxy() {
     let (status, _) = through_proxy_with(&srv, host, "/cgi-bin/env", &basic("alice", "wrong"));
     assert_eq!(status, 401);
 
+    // The owner's container claim passes whatever the groups say, in the
+    // header or the cookie; a claim for another container does not.
+    let claim_of = |body: &Value| {
+        let c = &body["data"]["container_claim"];
+        format!(
+            "{}.{}",
+            c["payload_b64"].as_str().unwrap_or_default(),
+            c["signature_hex"].as_str().unwrap_or_default()
+        )
+    };
+    let (s, b) = call(
+        &client,
+        &srv,
+        &owner.token,
+        Method::POST,
+        &format!("/api/v1/containers/{id}/authorize"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let claim = claim_of(&b);
+    let header = format!("X-Hoody-Container-Claim: {claim}\r\n");
+    let (status, body) = through_proxy_with(&srv, host, "/cgi-bin/env", &header);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_ascii_lowercase().contains("container_claim"),
+        "the claim header must not reach the container: {body}"
+    );
+    let cookie = format!("Cookie: hoody_container_claim={claim}\r\n");
+    let (status, _) = through_proxy_with(&srv, host, "/cgi-bin/env", &cookie);
+    assert_eq!(status, 200);
+    let tampered = format!("X-Hoody-Container-Claim: {claim}00\r\n");
+    let (status, _) = through_proxy_with(&srv, host, "/cgi-bin/env", &tampered);
+    assert_eq!(status, 401);
+
     // default: allow opens it to anonymous callers.
     let (s, b) = call(
         &client,
