@@ -65,6 +65,11 @@ pub struct DataplaneArgs {
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     #[arg(long, env = "HOODY_DRAIN_MS", default_value_t = 30_000)]
     pub drain_ms: u64,
+    /// Public key (64 hex digits) that signs owners' container claims: the
+    /// control plane's `GET /api/v1/meta/public-key` (`public_key_hex`).
+    /// Without it this node accepts no owner claims and the groups decide.
+    #[arg(long, env = "HOODY_OWNER_CLAIM_KEY")]
+    pub owner_claim_key: Option<String>,
 }
 
 /// Where the node's routes come from.
@@ -87,6 +92,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
         base_domain: args.base_domain.clone(),
         workers: args.workers,
         access_log: parse_access_log(&args.access_log),
+        owner_claim_key: owner_claim_key(args.owner_claim_key.as_deref())?,
         ..Settings::default()
     };
     settings.timeouts.drain_ms = args.drain_ms;
@@ -271,5 +277,33 @@ async fn serve_metrics(
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .await;
         });
+    }
+}
+
+/// The owner-claim key as given, refused unless it is 32 bytes of hex: a
+/// mistyped key would otherwise silently turn owner access off.
+fn owner_claim_key(key: Option<&str>) -> anyhow::Result<Option<String>> {
+    match key.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(k) if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(k.to_ascii_lowercase()))
+        }
+        Some(_) => anyhow::bail!(
+            "--owner-claim-key must be 64 hex digits (meta.getPublicKey's public_key_hex)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_claim_key;
+
+    #[test]
+    fn owner_claim_key_must_be_32_bytes_of_hex() {
+        let key = "AB".repeat(32);
+        assert_eq!(owner_claim_key(Some(&key)).unwrap(), Some("ab".repeat(32)));
+        assert_eq!(owner_claim_key(None).unwrap(), None);
+        assert!(owner_claim_key(Some("abcd")).is_err());
+        assert!(owner_claim_key(Some(&"zz".repeat(32))).is_err());
     }
 }
