@@ -1,12 +1,14 @@
 //! End to end through `hoody-api dataplane`: routing, forwarding headers,
 //! the access gate, upgrades, reload and metrics, over real sockets.
 
+mod common;
 mod dataplane_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::basic;
 use dataplane_support::*;
 use serde_json::json;
 
@@ -16,16 +18,6 @@ fn route(host: &str, backend: &Backend, proxy: serde_json::Value) -> serde_json:
         r["proxy"] = proxy;
     }
     r
-}
-
-/// `Authorization: Basic` for the two credential pairs the tests use.
-fn basic(user: &str, pass: &str) -> String {
-    let v = match (user, pass) {
-        ("ann", "pw") => "YW5uOnB3",
-        ("ann", "wrong") => "YW5uOndyb25n",
-        _ => unreachable!("no precomputed credentials"),
-    };
-    format!("Authorization: Basic {v}\r\n")
 }
 
 /// Polls until `f` holds (reloads are asynchronous); panics after 20 s.

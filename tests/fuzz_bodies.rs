@@ -227,33 +227,29 @@ async fn generated_bodies_never_cause_a_server_error() {
             let mut failures = Vec::new();
             for i in (w..bodies.len()).step_by(WORKERS) {
                 let target = &targets[i % targets.len()];
-                let mut req = client
-                    .request(target.method.clone(), server.url(&target.path))
-                    .header("content-type", "application/json")
-                    .body(bodies[i].clone());
-                if let Some(auth) = &target.auth {
-                    req = req.header("authorization", auth);
-                }
+                let request = |client: &Client| {
+                    let req = client
+                        .request(target.method.clone(), server.url(&target.path))
+                        .header("content-type", "application/json")
+                        .body(bodies[i].clone());
+                    match &target.auth {
+                        Some(auth) => req.header("authorization", auth),
+                        None => req,
+                    }
+                };
                 // A server may answer a bad request early and close the
                 // connection while the client is still sending (or reuse a
                 // pooled connection the server just closed): the client then
                 // sees a transport error without a response. Only a request
                 // that also fails alone on a fresh connection counts.
-                let resp = match req.send().await {
+                let resp = match request(&client).send().await {
                     Ok(r) => r,
                     Err(_) => {
                         let fresh = Client::builder()
                             .pool_max_idle_per_host(0)
                             .build()
                             .expect("client");
-                        let mut retry = fresh
-                            .request(target.method.clone(), server.url(&target.path))
-                            .header("content-type", "application/json")
-                            .body(bodies[i].clone());
-                        if let Some(auth) = &target.auth {
-                            retry = retry.header("authorization", auth);
-                        }
-                        match retry.send().await {
+                        match request(&fresh).send().await {
                             Ok(r) => r,
                             Err(e) => {
                                 failures.push(format!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{admin_create_user, login, raw_request, Server};
+use common::{admin_create_user, basic, login, raw_request, Server};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -600,30 +600,6 @@ async fn bad_inputs_are_400_naming_the_field(
     )
     .await;
     assert_eq!(list["data"]["count"], 1, "{list}");
-}
-
-/// `Authorization: Basic` for `user:password` (RFC 7617), without a base64
-/// dependency in the tests.
-fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{password}");
-    let mut out = String::new();
-    for chunk in input.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("Authorization: Basic {out}\r\n")
 }
 
 #[test]
