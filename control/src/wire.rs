@@ -43,25 +43,7 @@ impl Envelope {
         self.extra.push((key, raw(&value)));
         self
     }
-}
 
-/// JSON text of `value`; `null` for the (never expected) value serde cannot
-/// represent, such as a map with non-string keys.
-fn raw(value: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
-}
-
-/// `200` with `data`.
-pub fn ok(message: &'static str, data: impl Serialize) -> Envelope {
-    Envelope::new(StatusCode::OK, message, data)
-}
-
-/// `201` with `data`.
-pub fn created(message: &'static str, data: impl Serialize) -> Envelope {
-    Envelope::new(StatusCode::CREATED, message, data)
-}
-
-impl Envelope {
     /// The response body, written in one pass into one buffer.
     fn body(&self) -> Vec<u8> {
         let extra: usize = self.extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
@@ -82,6 +64,22 @@ impl Envelope {
         out.push(b'}');
         out
     }
+}
+
+/// JSON text of `value`; `null` for the (never expected) value serde cannot
+/// represent, such as a map with non-string keys.
+fn raw(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+}
+
+/// `200` with `data`.
+pub fn ok(message: &'static str, data: impl Serialize) -> Envelope {
+    Envelope::new(StatusCode::OK, message, data)
+}
+
+/// `201` with `data`.
+pub fn created(message: &'static str, data: impl Serialize) -> Envelope {
+    Envelope::new(StatusCode::CREATED, message, data)
 }
 
 impl IntoResponse for Envelope {
