@@ -1,12 +1,15 @@
 //! Remote data-plane nodes end to end: one `hoody-api serve` feeds two
 //! `hoody-api dataplane --control` processes over the config stream.
-//! Changes are made with `hoody-api admin set-static-routes`, which
+//! Changes are made through a tenant's proxy document API on a real
+//! busybox container (runc, bridge `hct140` on `10.214.140.0/24`, so this
+//! needs root), and with `hoody-api admin set-static-routes`, which
 //! publishes through the same `Publisher` as every routing change.
 //!
 //! Waits poll for an outcome with a generous deadline; nothing asserts on
 //! how long an outcome took.
 
 mod common;
+mod containers_support;
 mod dataplane_support;
 
 use std::net::SocketAddr;
@@ -14,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{admin_create_user, binary, login, Server, TempDir};
+use common::{admin_create_user, basic, binary, login, Server, TempDir};
+use containers_support as cs;
 use dataplane_support::{get, wait_for_port, Backend};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "Correct-Horse-9-battery";
@@ -106,6 +111,12 @@ impl Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// (status, whole response) for `GET path` on `host` with extra header
+    /// lines (each ending in CRLF).
+    fn request(&self, host: &str, path: &str, headers: &str) -> (u16, String) {
+        get(self.addr, host, path, headers)
     }
 
     /// (status, backend name or "") for `host`.
@@ -262,6 +273,180 @@ fn two_nodes_follow_the_control_plane_and_outlive_it() {
         wait_served(n, "new.test", "B");
         wait_until("the removed route is gone", || {
             n.fetch("docs.test").0 == 404
+        });
+    }
+}
+
+/// Bridge of the container test below (`hct140`, `10.214.140.0/24`).
+const BRIDGE: u8 = 140;
+
+/// A tenant's API call on the (current) control plane; the tenant's JWT
+/// outlives a control-plane restart (same data directory, same keys).
+async fn tenant_call(
+    client: &reqwest::Client,
+    server: &Server,
+    t: &cs::Tenant,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    let (s, b) = cs::call(client, server, &t.token, method, path, Some(body)).await;
+    assert_eq!(s, 200, "{path}: {b}");
+    b
+}
+
+/// Every node answers `GET /cgi-bin/env` on `host` with `status` (and, for
+/// 200, with the container's CGI environment) for the given header lines.
+fn wait_enforced(nodes: &[&Node], host: &str, headers: &str, status: u16, what: &str) {
+    for n in nodes {
+        wait_until(&format!("{}: {what}", n.addr), || {
+            let (got, text) = n.request(host, "/cgi-bin/env", headers);
+            got == status && (status != 200 || text.contains("GATEWAY_INTERFACE=CGI"))
+        });
+    }
+}
+
+/// The scenario through the tenant API: a password group and
+/// `default: deny` written with `proxyPermissionsContainer.*` reach two
+/// remote nodes, which keep enforcing the last snapshot while the control
+/// plane is dead (and across a node restart) and catch up with a change
+/// made after it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
+    let scratch = TempDir::new("remote-doc");
+    let mut server = cs::server(BRIDGE);
+    let client = cs::client();
+    let owner = cs::tenant(&client, &server, "edge-owner@example.com").await;
+    let (s, body) = cs::create(
+        &client,
+        &server,
+        &owner,
+        json!({"name": "web", "container_image": "busybox", "autostart": true}),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("id").to_string();
+    let (s, body) = cs::call(
+        &client,
+        &server,
+        &owner.token,
+        Method::POST,
+        "/api/v1/proxy/aliases",
+        Some(json!({"container_id": id, "alias": "edgeweb", "program": "http", "port": 80})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let host = "edgeweb.local.localhost";
+
+    let token1 = create_node_token(&server.data_dir, "doc-edge-1");
+    let token2 = create_node_token(&server.data_dir, "doc-edge-2");
+    let control = server.api.clone();
+    let mut n1 = Node::start(&control, &token1, scratch.path().join("n1"));
+    let n2 = Node::start(&control, &token2, scratch.path().join("n2"));
+
+    // No document yet: both nodes route the alias to the container (the
+    // nodes run on this host, so the bridge address is reachable).
+    wait_enforced(&[&n1, &n2], host, "", 200, "open before any document");
+
+    // A password group allowed on http, everyone else denied.
+    let doc = format!("/api/v1/containers/{id}/proxy/permissions");
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("{doc}/groups/team/password"),
+            json!({"username": "alice", "password": "s3cret", "salt": "pepper"}),
+        ),
+        (
+            Method::PUT,
+            format!("{doc}/permissions/team"),
+            json!({"program": "http", "access": true}),
+        ),
+        (
+            Method::PATCH,
+            format!("{doc}/default"),
+            json!({"default": "deny"}),
+        ),
+    ] {
+        tenant_call(&client, &server, &owner, method, &path, body).await;
+    }
+    let alice = basic("alice", "s3cret");
+    wait_enforced(&[&n1, &n2], host, "", 401, "default deny reaches the node");
+    for n in [&n1, &n2] {
+        let (status, text) = n.request(host, "/cgi-bin/env", "");
+        assert_eq!(status, 401, "{text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("www-authenticate: basic"),
+            "{text}"
+        );
+        let (status, text) = n.request(host, "/cgi-bin/env", &alice);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("GATEWAY_INTERFACE=CGI"), "{text}");
+        let (status, _) = n.request(host, "/cgi-bin/env", &basic("alice", "wrong"));
+        assert_eq!(status, 401);
+    }
+
+    // The control plane dies: both nodes keep enforcing the last snapshot.
+    let (api_port, proxy_port) = (server.api_port, server.proxy_port);
+    server.kill9();
+    for n in [&n1, &n2] {
+        assert_eq!(n.request(host, "/cgi-bin/env", "").0, 401);
+        let (status, text) = n.request(host, "/cgi-bin/env", &alice);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("GATEWAY_INTERFACE=CGI"), "{text}");
+    }
+    // ... and so does a node restarted meanwhile, from its state directory.
+    n1.kill9();
+    n1.spawn();
+    assert_eq!(n1.request(host, "/cgi-bin/env", "").0, 401);
+    assert_eq!(n1.request(host, "/cgi-bin/env", &alice).0, 200);
+
+    // Back on the same address: a new write reaches both nodes.
+    server.spawn_on(api_port, proxy_port);
+    tenant_call(
+        &client,
+        &server,
+        &owner,
+        Method::PATCH,
+        &format!("{doc}/default"),
+        json!({"default": "allow"}),
+    )
+    .await;
+    wait_enforced(
+        &[&n1, &n2],
+        host,
+        "",
+        200,
+        "default allow after the restart",
+    );
+
+    // And one more, so the catch-up is not a lucky snapshot: the proxy
+    // disabled is a 503 even with the right credentials.
+    tenant_call(
+        &client,
+        &server,
+        &owner,
+        Method::PATCH,
+        &format!("{doc}/state"),
+        json!({"enable_proxy": false}),
+    )
+    .await;
+    wait_enforced(&[&n1, &n2], host, &alice, 503, "proxy disabled");
+
+    // Deleting the container removes its routes from both nodes.
+    let (s, body) = cs::call(
+        &client,
+        &server,
+        &owner.token,
+        Method::DELETE,
+        &format!("/api/v1/containers/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    for n in [&n1, &n2] {
+        wait_until("the deleted container's alias is gone", || {
+            n.request(host, "/", "").0 == 404
         });
     }
 }
