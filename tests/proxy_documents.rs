@@ -1172,3 +1172,194 @@ async fn project_documents_are_inherited_and_other_tenants_get_404() {
     assert_eq!(api.document(&t, &doc).await, before);
     assert_eq!(api.document(&t, &pdoc).await, pbefore);
 }
+
+/// Hex of `text`'s bytes, as the backup file writes keys and values.
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Entries of the `proxy_*` trees (documents, aliases and their indexes)
+/// whose key or value mentions `id`, from an online backup of the store.
+fn proxy_records_naming(srv: &Server, id: &str) -> Vec<String> {
+    let file = srv.data_dir.with_extension(format!("backup-{id}.jsonl"));
+    let out = std::process::Command::new(common::binary())
+        .args(["admin", "backup", "--data-dir"])
+        .arg(&srv.data_dir)
+        .arg(&file)
+        .output()
+        .expect("admin backup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).expect("backup file");
+    let _ = std::fs::remove_file(&file);
+    let needle = hex_of(id);
+    text.lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["tree"].as_str().is_some_and(|t| t.starts_with("proxy_")))
+        .filter(|e| {
+            [&e["key"], &e["value"]]
+                .iter()
+                .any(|v| v.as_str().is_some_and(|h| h.contains(&needle)))
+        })
+        .map(|e| e["tree"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// First status line of one request through the embedded proxy.
+fn proxy_status(srv: &Server, host: &str) -> String {
+    let raw = common::raw_request(
+        &format!("127.0.0.1:{}", srv.proxy_port),
+        &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("proxy request");
+    raw.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_container_or_project_deletes_its_documents_and_aliases() {
+    let api = Api::new(server(126, &[]));
+    let t = api.tenant("doomed@example.com").await;
+    let (s, body) = api
+        .call(
+            &t.token,
+            Method::POST,
+            "/api/v1/projects",
+            Some(json!({"alias": "doomed"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let project = body["data"]["id"].as_str().expect("project id").to_string();
+    let new_container = |name: &'static str| {
+        let (api, t, project) = (&api, &t, project.clone());
+        async move {
+            let (s, body) = api
+                .call(
+                    &t.token,
+                    Method::POST,
+                    &format!("/api/v1/projects/{project}/containers"),
+                    Some(json!({"name": name, "container_image": "busybox",
+                                "autostart": false,
+                                "server_id": control::servers::model::node_server_id("local")})),
+                )
+                .await;
+            assert_eq!(s, 201, "{body}");
+            body["data"]["id"].as_str().expect("id").to_string()
+        }
+    };
+    let id = new_container("web").await;
+    let pdoc = format!("/api/v1/projects/{project}/proxy/permissions");
+    for (path, body) in [
+        (
+            format!("{}/groups/team/password", cdoc(&id)),
+            json!({"username": "alice", "password": "s3cret", "salt": "pepper"}),
+        ),
+        (
+            format!("{pdoc}/groups/ops/password"),
+            json!({"username": "ops", "password": "0ps-pass", "salt": "salt"}),
+        ),
+    ] {
+        let (s, b) = api.call(&t.token, Method::PUT, &path, Some(body)).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    let alias = json!({"container_id": id, "alias": "doomedweb", "program": "http", "port": 80});
+    let (s, body) = api
+        .call(&t.token, Method::POST, "/api/v1/proxy/aliases", Some(alias))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let alias_id = body["data"]["id"].as_str().expect("alias id").to_string();
+    let host = "doomedweb.local.localhost";
+    // The alias routes (to the access gate's answer: nothing grants an
+    // anonymous caller access under the default deny).
+    let status = proxy_status(&api.srv, host);
+    assert!(status.contains(" 403 "), "{status}");
+    let before = proxy_records_naming(&api.srv, &id);
+    for tree in [
+        "proxy_documents_containers",
+        "proxy_aliases",
+        "proxy_aliases_by_container",
+    ] {
+        assert!(before.iter().any(|t| t == tree), "{tree} in {before:?}");
+    }
+    let of_project = proxy_records_naming(&api.srv, &project);
+    for tree in ["proxy_documents_projects", "proxy_aliases"] {
+        assert!(
+            of_project.iter().any(|t| t == tree),
+            "{tree} in {of_project:?}"
+        );
+    }
+
+    // The container goes, and with it its document and its alias, from
+    // the store and from the proxy.
+    let (s, body) = api
+        .call(
+            &t.token,
+            Method::DELETE,
+            &format!("/api/v1/containers/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(proxy_records_naming(&api.srv, &id), Vec::<String>::new());
+    let status = proxy_status(&api.srv, host);
+    assert!(status.contains(" 404 "), "{status}");
+    let (s, _) = api
+        .call(
+            &t.token,
+            Method::GET,
+            &format!("/api/v1/proxy/aliases/{alias_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // A container made again under the same name starts with an empty
+    // document, and the freed label can be taken again.
+    let again = new_container("web").await;
+    let doc = api.document(&t, &cdoc(&again)).await;
+    assert_eq!(doc["groups"], json!({}), "{doc}");
+    assert_eq!(doc["file_version"], 0, "{doc}");
+    let alias = json!({"container_id": again, "alias": "doomedweb", "program": "http", "port": 80});
+    let (s, body) = api
+        .call(&t.token, Method::POST, "/api/v1/proxy/aliases", Some(alias))
+        .await;
+    assert_eq!(s, 201, "{body}");
+
+    // The project goes with its document and everything of its containers.
+    let (s, body) = api
+        .call(
+            &t.token,
+            Method::DELETE,
+            &format!("/api/v1/projects/{project}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        proxy_records_naming(&api.srv, &project),
+        Vec::<String>::new()
+    );
+    assert_eq!(proxy_records_naming(&api.srv, &again), Vec::<String>::new());
+    let status = proxy_status(&api.srv, host);
+    assert!(status.contains(" 404 "), "{status}");
+
+    // A project made again under the same alias inherits nothing.
+    let (s, body) = api
+        .call(
+            &t.token,
+            Method::POST,
+            "/api/v1/projects",
+            Some(json!({"alias": "doomed"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let reborn = body["data"]["id"].as_str().expect("project id").to_string();
+    let doc = api
+        .document(&t, &format!("/api/v1/projects/{reborn}/proxy/permissions"))
+        .await;
+    assert_eq!(doc["groups"], json!({}), "{doc}");
+    assert_eq!(doc["file_version"], 0, "{doc}");
+}

@@ -445,7 +445,9 @@ fn forget(state: &AppState, c: &Container) -> ApiResult<()> {
 }
 
 /// Stops and removes a container everywhere: `deleting`, the runtime's
-/// teardown, then the records with a `container.deleted` event.
+/// teardown, then the records (its aliases and proxy document included)
+/// with a `container.deleted` event in one transaction, and the removal
+/// published to every data plane.
 pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()> {
     let _guard = state.container_locks.lock(&c.id).await;
     if state.store.get(&CONTAINERS, &c.id)?.is_none() {
@@ -477,6 +479,7 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
             return Ok(());
         };
         crate::aliases::service::on_container_deleted(tx, &aliases)?;
+        crate::proxy::documents::on_container_deleted(tx, &c.id)?;
         transition(tx, &mut cur, "deleted", by, None)?;
         tx.remove(&CONTAINERS, &c.id)?;
         tx.remove_multi(&model::CONTAINERS_BY_PROJECT, &c.project_id, &c.id)?;

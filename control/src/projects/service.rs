@@ -306,8 +306,8 @@ pub struct Deleted {
     pub permissions: usize,
 }
 
-/// `projects.delete`: stops and removes the project's containers, then the project
-/// and its grants in one transaction. The default project stays.
+/// `projects.delete`: stops and removes the project's containers, then the project,
+/// its grants and its proxy document in one transaction. The default project stays.
 pub async fn delete(state: &AppState, caller: &Principal, id: &str) -> ApiResult<Deleted> {
     let access = access(&state.store, caller.user_id(), id)?.require(Level::Delete)?;
     if access.project.is_default {
@@ -332,6 +332,7 @@ pub async fn delete(state: &AppState, caller: &Principal, id: &str) -> ApiResult
             tx.remove(&PROJECT_PERMISSIONS, gid)?;
             tx.remove_multi(&PERMISSIONS_BY_PROJECT, id, gid)?;
         }
+        crate::proxy::documents::on_project_deleted(tx, id)?;
         tx.remove(&PROJECTS, id)?;
         tx.remove_multi(&PROJECTS_BY_OWNER, &owner, id)?;
         record(

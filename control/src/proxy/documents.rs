@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::model::{record, NewEvent};
 use crate::projects::model::Project;
 use crate::state::AppState;
-use crate::store::{Store, Table};
+use crate::store::{Store, StoreResult, Table, Tx};
 
 /// Container id → its document.
 pub const CONTAINER_DOCUMENTS: Table<ProxyFile> = Table::new("proxy_documents_containers");
@@ -109,6 +109,17 @@ impl Owner<'_> {
 /// The stored document, or the empty one at version 0.
 pub fn load(store: &Store, owner: Owner<'_>) -> ApiResult<ProxyFile> {
     Ok(store.get(owner.table(), owner.id())?.unwrap_or_default())
+}
+
+/// Removes a deleted container's document inside its deletion
+/// transaction: nothing of it may outlive the container in the store.
+pub fn on_container_deleted(tx: &Tx<'_>, container_id: &str) -> StoreResult<()> {
+    tx.remove(&CONTAINER_DOCUMENTS, container_id)
+}
+
+/// Removes a deleted project's document inside its deletion transaction.
+pub fn on_project_deleted(tx: &Tx<'_>, project_id: &str) -> StoreResult<()> {
+    tx.remove(&PROJECT_DOCUMENTS, project_id)
 }
 
 /// The client's `If-Match` (header or `ifMatch` query), checked against the
