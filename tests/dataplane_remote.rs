@@ -310,7 +310,8 @@ fn wait_enforced(nodes: &[&Node], host: &str, headers: &str, status: u16, what: 
 /// `default: deny` written with `proxyPermissionsContainer.*` reach two
 /// remote nodes, which keep enforcing the last snapshot while the control
 /// plane is dead (and across a node restart) and catch up with a change
-/// made after it comes back.
+/// made after it comes back. The owner's container claim passes on both
+/// nodes with the key the snapshot brought.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
     let scratch = TempDir::new("remote-doc");
@@ -386,6 +387,35 @@ async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
         assert_eq!(status, 401);
     }
 
+    // The owner's claim (`containers.authorize`) passes on both nodes, in
+    // the header or the cookie: the key came with the snapshot, no flag.
+    let (s, body) = cs::call(
+        &client,
+        &server,
+        &owner.token,
+        Method::POST,
+        &format!("/api/v1/containers/{id}/authorize"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let c = &body["data"]["container_claim"];
+    let claim = format!(
+        "{}.{}",
+        c["payload_b64"].as_str().expect("payload"),
+        c["signature_hex"].as_str().expect("signature")
+    );
+    let claim_header = format!("X-Hoody-Container-Claim: {claim}\r\n");
+    for n in [&n1, &n2] {
+        let (status, text) = n.request(host, "/cgi-bin/env", &claim_header);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("GATEWAY_INTERFACE=CGI"), "{text}");
+        let cookie = format!("Cookie: hoody_container_claim={claim}\r\n");
+        assert_eq!(n.request(host, "/cgi-bin/env", &cookie).0, 200);
+        let tampered = format!("X-Hoody-Container-Claim: {claim}00\r\n");
+        assert_eq!(n.request(host, "/cgi-bin/env", &tampered).0, 401);
+    }
+
     // The control plane dies: both nodes keep enforcing the last snapshot.
     let (api_port, proxy_port) = (server.api_port, server.proxy_port);
     server.kill9();
@@ -400,6 +430,8 @@ async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
     n1.spawn();
     assert_eq!(n1.request(host, "/cgi-bin/env", "").0, 401);
     assert_eq!(n1.request(host, "/cgi-bin/env", &alice).0, 200);
+    // The claim key was saved with the snapshot.
+    assert_eq!(n1.request(host, "/cgi-bin/env", &claim_header).0, 200);
 
     // Back on the same address: a new write reaches both nodes.
     server.spawn_on(api_port, proxy_port);

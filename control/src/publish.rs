@@ -79,14 +79,21 @@ impl Publisher {
         Ok(state.version)
     }
 
-    /// Replaces every unit (start-up compile). Subscribers see it as removals
-    /// of vanished units followed by upserts, so they need no special case.
-    pub fn publish_all(&self, snapshot: Snapshot) -> Result<u64, ConfigError> {
+    /// Replaces every unit (start-up compile) with those of `snapshot` the
+    /// data plane accepts, each compiled once; returns the version and the
+    /// refused units with why. Subscribers see the result as removals of
+    /// vanished units followed by upserts, so they need no special case.
+    pub fn publish_all(&self, snapshot: Snapshot) -> (u64, Vec<(ContainerUnit, ConfigError)>) {
         let mut state = self.lock();
-        self.dataplane.replace_all(&snapshot)?;
-        let incoming: BTreeMap<String, ContainerUnit> = snapshot
-            .units
+        let (_, refused) = self.dataplane.routes().replace_all_accepting(&snapshot);
+        let mut units: Vec<Option<ContainerUnit>> = snapshot.units.into_iter().map(Some).collect();
+        let refused: Vec<(ContainerUnit, ConfigError)> = refused
             .into_iter()
+            .filter_map(|(i, e)| Some((units.get_mut(i)?.take()?, e)))
+            .collect();
+        let incoming: BTreeMap<String, ContainerUnit> = units
+            .into_iter()
+            .flatten()
             .map(|u| (u.id.clone(), u))
             .collect();
         let gone: Vec<String> = state
@@ -110,7 +117,7 @@ impl Publisher {
                 delta,
             }));
         }
-        Ok(state.version)
+        (state.version, refused)
     }
 
     /// The current snapshot and a feed of every change after it.
@@ -199,16 +206,40 @@ mod tests {
         p.publish(Delta::Upsert { unit: unit("a", 1) }).unwrap();
         p.publish(Delta::Upsert { unit: unit("b", 2) }).unwrap();
         let mut sub = p.subscribe();
-        let v = p
-            .publish_all(Snapshot {
-                units: vec![unit("b", 2), unit("c", 3)],
-            })
-            .unwrap();
+        let (v, refused) = p.publish_all(Snapshot {
+            units: vec![unit("b", 2), unit("c", 3)],
+        });
         assert_eq!(v, 4);
+        assert!(refused.is_empty());
         let first = sub.changes.try_recv().unwrap();
         assert_eq!(first.delta, Delta::Remove { id: "a".into() });
         let second = sub.changes.try_recv().unwrap();
         assert!(matches!(&second.delta, Delta::Upsert { unit } if unit.id == "c"));
         assert!(sub.changes.try_recv().is_err());
+    }
+
+    #[test]
+    fn publish_all_leaves_out_refused_units_and_keeps_the_rest() {
+        let p = Publisher::new(DataPlane::new(Default::default()));
+        let mut bad = unit("bad", 2);
+        bad.services[0].upstream = Some("not a url at all".into());
+        let mut clash = unit("clash", 3);
+        clash.services[0].hosts = vec!["a.test".into()];
+        let (v, refused) = p.publish_all(Snapshot {
+            units: vec![unit("a", 1), bad, clash, unit("c", 4)],
+        });
+        let ids: Vec<&str> = refused.iter().map(|(u, _)| u.id.as_str()).collect();
+        assert_eq!(ids, ["bad", "clash"]);
+        assert_eq!(v, 2, "one upsert per accepted unit");
+        assert!(p.unit("a").is_some() && p.unit("c").is_some());
+        assert!(p.unit("bad").is_none() && p.unit("clash").is_none());
+        assert!(p.dataplane.routes().lookup("c.test").is_some());
+        assert_eq!(
+            p.dataplane
+                .routes()
+                .lookup("a.test")
+                .map(|r| r.unit.to_string()),
+            Some("a".to_string())
+        );
     }
 }

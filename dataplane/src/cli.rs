@@ -67,7 +67,9 @@ pub struct DataplaneArgs {
     pub drain_ms: u64,
     /// Public key (64 hex digits) that signs owners' container claims: the
     /// control plane's `GET /api/v1/meta/public-key` (`public_key_hex`).
-    /// Without it this node accepts no owner claims and the groups decide.
+    /// A node fed by --control needs no flag: the key comes with every
+    /// snapshot and replaces this one. Without a key this node accepts no
+    /// owner claims and the groups decide.
     #[arg(long, env = "HOODY_OWNER_CLAIM_KEY")]
     pub owner_claim_key: Option<String>,
 }
@@ -155,7 +157,7 @@ fn source(args: &DataplaneArgs) -> anyhow::Result<Source> {
 /// contacted; a snapshot this build refuses is logged and skipped.
 fn load_saved_snapshot(dp: &DataPlane, cfg: &NodeConfig) -> Option<SavedState> {
     let saved = crate::remote::load_saved(cfg)?;
-    match dp.replace_all(&saved.snapshot) {
+    match saved.apply(dp) {
         Ok(_) => {
             tracing::info!(
                 version = saved.version,

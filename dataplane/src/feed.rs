@@ -34,6 +34,9 @@ pub enum Frame {
         /// it restarts, so a version is only comparable within one epoch.
         epoch: String,
         version: u64,
+        /// Node-wide settings that come with every snapshot.
+        #[serde(default)]
+        settings: NodeSettings,
         snapshot: Snapshot,
     },
     /// One published change; `version` is always the previous one plus one.
@@ -41,6 +44,20 @@ pub enum Frame {
     /// Nothing changed; the connection is alive. Sent every keep-alive
     /// period, so a node that hears nothing for a few periods reconnects.
     Keepalive { version: u64 },
+}
+
+/// Settings of the control plane a node needs to judge requests the way
+/// the embedded proxy does. They travel with every snapshot (a node
+/// applies them together with it, and saves them with it), not as
+/// changes: they only change when the control plane restarts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct NodeSettings {
+    /// The public key (64 hex digits) that verifies owners' container
+    /// claims (`containers.authorize`), so a claim passes on every node.
+    /// Absent: the node keeps the key it had (`--owner-claim-key`, or one
+    /// saved from an earlier snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_claim_key: Option<String>,
 }
 
 /// What a node reports after applying frames (`POST ACK_PATH`).
@@ -60,6 +77,27 @@ pub struct Ack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_carry_settings_and_older_ones_without_them_still_parse() {
+        let old: Frame = serde_json::from_str(
+            r#"{"type":"snapshot","epoch":"e","version":1,"snapshot":{"units":[]}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(old, Frame::Snapshot { settings, .. } if settings == NodeSettings::default())
+        );
+        let f = Frame::Snapshot {
+            epoch: "e".into(),
+            version: 2,
+            settings: NodeSettings {
+                owner_claim_key: Some("ab".repeat(32)),
+            },
+            snapshot: Snapshot::default(),
+        };
+        let back: Frame = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+    }
 
     #[test]
     fn frames_are_tagged_by_type() {

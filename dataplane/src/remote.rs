@@ -15,6 +15,10 @@
 //! or silence for three keep-alive periods drops the connection and
 //! resynchronises the same way.
 //!
+//! The node-wide settings of each snapshot (the owner-claim key) are
+//! applied with it and saved with it, so owner claims keep passing on a
+//! node restarted while its control plane is down.
+//!
 //! Hook modules named by a unit (`modules: {name: {sha256, size}}`) are
 //! fetched into `<state-dir>/modules/<sha256>.wasm` and verified before the
 //! unit is applied; a unit whose module cannot be fetched is not applied.
@@ -37,7 +41,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::config::{ContainerUnit, Delta, ModuleRef, Snapshot};
-use crate::feed::{Ack, Frame, ACK_PATH, MODULES_PATH, STREAM_PATH};
+use crate::feed::{Ack, Frame, NodeSettings, ACK_PATH, MODULES_PATH, STREAM_PATH};
 use crate::DataPlane;
 
 /// The longest line the node accepts from the stream (a snapshot of a
@@ -112,7 +116,18 @@ impl NodeConfig {
 pub struct SavedState {
     pub epoch: String,
     pub version: u64,
+    /// Absent in files written before settings travelled with snapshots.
+    #[serde(default)]
+    pub settings: NodeSettings,
     pub snapshot: Snapshot,
+}
+
+impl SavedState {
+    /// Serves this state: its units with its owner-claim key.
+    pub fn apply(&self, dp: &DataPlane) -> Result<u64, crate::ConfigError> {
+        dp.routes()
+            .replace_all_with_owner_key(&self.snapshot, self.settings.owner_claim_key.as_deref())
+    }
 }
 
 /// The feed's health, for the node's `/metrics`.
@@ -178,6 +193,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct Applied {
     epoch: String,
     version: u64,
+    settings: NodeSettings,
     units: BTreeMap<String, ContainerUnit>,
 }
 
@@ -186,6 +202,7 @@ impl Applied {
         SavedState {
             epoch: self.epoch.clone(),
             version: self.version,
+            settings: self.settings.clone(),
             snapshot: Snapshot {
                 units: self.units.values().cloned().collect(),
             },
@@ -206,6 +223,7 @@ pub async fn follow(
     let mut applied = Applied {
         epoch: saved.epoch,
         version: saved.version,
+        settings: saved.settings,
         units: saved
             .snapshot
             .units
@@ -314,15 +332,20 @@ async fn handle(
         Frame::Snapshot {
             epoch,
             version,
+            settings,
             snapshot,
         } => {
             for unit in &snapshot.units {
                 ensure_modules(cfg, unit).await?;
             }
-            dp.replace_all(&snapshot)
+            dp.routes()
+                .replace_all_with_owner_key(&snapshot, settings.owner_claim_key.as_deref())
                 .context("the control plane's snapshot was refused")?;
             applied.epoch = epoch;
             applied.version = version;
+            if settings.owner_claim_key.is_some() {
+                applied.settings = settings;
+            }
             applied.units = snapshot
                 .units
                 .into_iter()
@@ -548,6 +571,9 @@ mod tests {
         let saved = SavedState {
             epoch: "e".into(),
             version: 4,
+            settings: NodeSettings {
+                owner_claim_key: Some("ab".repeat(32)),
+            },
             snapshot: Snapshot::default(),
         };
         write_atomically(&cfg.snapshot_path(), &serde_json::to_vec(&saved).unwrap()).unwrap();

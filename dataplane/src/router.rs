@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
 use http::HeaderValue;
@@ -107,8 +107,32 @@ pub struct RouteTable {
     version: AtomicU64,
     node: String,
     base_domain: String,
-    /// Verifies owner claims; `None` when the settings carry no key.
-    owner_key: Option<OwnerKey>,
+    /// Verifies owner claims; `None` when the settings carry no key and
+    /// none arrived with a snapshot. Read once per unit compile, never by
+    /// requests (each compiled gate holds its own copy).
+    owner_key: RwLock<Option<OwnerKey>>,
+}
+
+/// The key behind `hex`, or `None` (with a warning) when it is malformed:
+/// a bad key admits no claim rather than stopping the proxy, and the
+/// groups still apply.
+fn parse_owner_key(hex: &str) -> Option<OwnerKey> {
+    OwnerKey::from_hex(hex)
+        .inspect_err(|e| tracing::warn!(error = %e, "owner claims disabled"))
+        .ok()
+}
+
+/// A snapshot's units that compiled, by unit id, in snapshot order.
+type CompiledSnapshot<'a> = Vec<(&'a str, CompiledUnit)>;
+
+/// The compiled snapshot, or the first refusal when there was one.
+fn all_or_nothing(
+    (compiled, refused): (CompiledSnapshot<'_>, Vec<(usize, ConfigError)>),
+) -> Result<CompiledSnapshot<'_>, ConfigError> {
+    match refused.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(compiled),
+    }
 }
 
 impl RouteTable {
@@ -119,13 +143,12 @@ impl RouteTable {
             version: AtomicU64::new(0),
             node: settings.node.to_ascii_lowercase(),
             base_domain: settings.base_domain.to_ascii_lowercase(),
-            // A malformed key admits no claim rather than stopping the
-            // proxy: the groups still apply.
-            owner_key: settings.owner_claim_key.as_deref().and_then(|k| {
-                OwnerKey::from_hex(k)
-                    .inspect_err(|e| tracing::warn!(error = %e, "owner claims disabled"))
-                    .ok()
-            }),
+            owner_key: RwLock::new(
+                settings
+                    .owner_claim_key
+                    .as_deref()
+                    .and_then(parse_owner_key),
+            ),
         }
     }
 
@@ -181,30 +204,106 @@ impl RouteTable {
     /// Replaces everything. The snapshot is compiled completely first, so a
     /// bad snapshot leaves the running routes untouched.
     pub fn replace_all(&self, snapshot: &Snapshot) -> Result<u64, ConfigError> {
-        let mut compiled = Vec::with_capacity(snapshot.units.len());
-        let mut seen: FxHashMap<Arc<str>, &str> = FxHashMap::default();
+        let key = self.owner_key();
+        let compiled = all_or_nothing(self.compile_snapshot(&snapshot.units, key.as_ref()))?;
+        Ok(self.install(compiled))
+    }
+
+    /// [`Self::replace_all`] together with the key that verifies owner
+    /// claims (a remote node gets both from its control plane): every unit
+    /// is compiled with the new key, and the key is kept only when the
+    /// snapshot is. `None` keeps the current key.
+    pub fn replace_all_with_owner_key(
+        &self,
+        snapshot: &Snapshot,
+        owner_key: Option<&str>,
+    ) -> Result<u64, ConfigError> {
+        let Some(hex) = owner_key else {
+            return self.replace_all(snapshot);
+        };
+        let key = parse_owner_key(hex);
+        let compiled = all_or_nothing(self.compile_snapshot(&snapshot.units, key.as_ref()))?;
+        *self.owner_key.write().unwrap_or_else(|p| p.into_inner()) = key;
+        Ok(self.install(compiled))
+    }
+
+    /// Replaces everything with the units that compile, each compiled
+    /// once: a unit that does not (a bad unit, a repeated id, a hostname an
+    /// earlier unit holds) is left out and returned with its position in
+    /// the snapshot and why, instead of failing the whole snapshot. For a
+    /// control plane's start-up, where one bad record must not keep every
+    /// other container offline.
+    pub fn replace_all_accepting(&self, snapshot: &Snapshot) -> (u64, Vec<(usize, ConfigError)>) {
+        let key = self.owner_key();
+        let (compiled, refused) = self.compile_snapshot(&snapshot.units, key.as_ref());
+        (self.install(compiled), refused)
+    }
+
+    /// Compiles `units` in order, checking that ids and hostnames are
+    /// unique across the snapshot; returns the units that compiled and,
+    /// by position, why the others did not.
+    fn compile_snapshot<'a>(
+        &self,
+        units: &'a [ContainerUnit],
+        key: Option<&OwnerKey>,
+    ) -> (CompiledSnapshot<'a>, Vec<(usize, ConfigError)>) {
+        let mut compiled = Vec::with_capacity(units.len());
+        let mut refused = Vec::new();
+        let mut hosts: FxHashMap<Arc<str>, &str> = FxHashMap::default();
         let mut ids: FxHashSet<&str> = FxHashSet::default();
-        for unit in &snapshot.units {
-            if !ids.insert(unit.id.as_str()) {
-                return Err(ConfigError::Unit {
+        for (i, unit) in units.iter().enumerate() {
+            match self.compile_unique(unit, key, &ids, &hosts) {
+                Ok(routes) => {
+                    ids.insert(unit.id.as_str());
+                    for (host, _) in &routes {
+                        hosts.insert(host.clone(), unit.id.as_str());
+                    }
+                    compiled.push((unit.id.as_str(), routes));
+                }
+                Err(e) => refused.push((i, e)),
+            }
+        }
+        (compiled, refused)
+    }
+
+    /// One unit of a snapshot, refused when its id or one of its hostnames
+    /// is already taken by an earlier unit (or by itself).
+    fn compile_unique(
+        &self,
+        unit: &ContainerUnit,
+        key: Option<&OwnerKey>,
+        ids: &FxHashSet<&str>,
+        hosts: &FxHashMap<Arc<str>, &str>,
+    ) -> Result<CompiledUnit, ConfigError> {
+        if ids.contains(unit.id.as_str()) {
+            return Err(ConfigError::Unit {
+                unit: unit.id.clone(),
+                reason: "duplicate unit id".into(),
+            });
+        }
+        let routes = self.compile_unit_with(unit, key)?;
+        let mut own: FxHashSet<&str> = FxHashSet::default();
+        for (host, _) in &routes {
+            let owner = hosts
+                .get(host)
+                .copied()
+                .or_else(|| (!own.insert(host.as_ref())).then_some(unit.id.as_str()));
+            if let Some(owner) = owner {
+                return Err(ConfigError::HostTaken {
                     unit: unit.id.clone(),
-                    reason: "duplicate unit id".into(),
+                    host: host.to_string(),
+                    owner: owner.to_string(),
                 });
             }
-            let routes = self.compile_unit(unit)?;
-            for (host, _) in &routes {
-                if let Some(owner) = seen.insert(host.clone(), &unit.id) {
-                    return Err(ConfigError::HostTaken {
-                        unit: unit.id.clone(),
-                        host: host.to_string(),
-                        owner: owner.to_string(),
-                    });
-                }
-            }
-            compiled.push((unit.id.clone(), routes));
         }
+        Ok(routes)
+    }
+
+    /// Makes `compiled` the whole table: units not in it go, the others
+    /// are published; returns the new version.
+    fn install(&self, compiled: CompiledSnapshot<'_>) -> u64 {
         let mut units = self.units.lock().unwrap_or_else(|p| p.into_inner());
-        let keep: FxHashSet<&str> = compiled.iter().map(|(id, _)| id.as_str()).collect();
+        let keep: FxHashSet<&str> = compiled.iter().map(|(id, _)| *id).collect();
         let stale: Vec<String> = units
             .keys()
             .filter(|id| !keep.contains(id.as_str()))
@@ -218,9 +317,16 @@ impl RouteTable {
             }
         }
         for (id, routes) in compiled {
-            self.publish(&mut units, &id, routes);
+            self.publish(&mut units, id, routes);
         }
-        Ok(self.version.fetch_add(1, Ordering::AcqRel) + 1)
+        self.version.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn owner_key(&self) -> Option<OwnerKey> {
+        self.owner_key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn check_ownership(
@@ -262,6 +368,14 @@ impl RouteTable {
 
     /// Compiles a unit into its (host, route) pairs without touching the table.
     pub fn compile_unit(&self, unit: &ContainerUnit) -> Result<CompiledUnit, ConfigError> {
+        self.compile_unit_with(unit, self.owner_key().as_ref())
+    }
+
+    fn compile_unit_with(
+        &self,
+        unit: &ContainerUnit,
+        owner_key: Option<&OwnerKey>,
+    ) -> Result<CompiledUnit, ConfigError> {
         if unit.id.is_empty() {
             return Err(ConfigError::Unit {
                 unit: String::new(),
@@ -274,7 +388,7 @@ impl RouteTable {
                     unit: unit.id.clone(),
                     source,
                 })?
-                .with_owner(self.owner_key.as_ref(), &unit.id),
+                .with_owner(owner_key, &unit.id),
         );
         let unit_id: Arc<str> = Arc::from(unit.id.as_str());
         let mut out = Vec::new();
@@ -554,6 +668,66 @@ mod tests {
 
     fn table() -> RouteTable {
         RouteTable::new(&Settings::default())
+    }
+
+    #[test]
+    fn replace_all_accepting_leaves_out_only_the_units_that_fail() {
+        let t = table();
+        let mut bad = unit("bad", "bad.test", 2);
+        bad.services[0].upstream = Some("not a url at all".into());
+        let snapshot = Snapshot {
+            units: vec![
+                unit("a", "a.test", 1),
+                bad,
+                unit("clash", "a.test", 3),
+                unit("a", "again.test", 4),
+                unit("c", "c.test", 5),
+            ],
+        };
+        assert!(
+            table().replace_all(&snapshot).is_err(),
+            "all or nothing otherwise"
+        );
+        let (_, refused) = t.replace_all_accepting(&snapshot);
+        let positions: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+        assert_eq!(positions, [1, 2, 3]);
+        assert!(matches!(refused[1].1, ConfigError::HostTaken { .. }));
+        assert_eq!(
+            t.lookup("a.test").map(|r| r.unit.to_string()),
+            Some("a".into())
+        );
+        assert!(t.lookup("c.test").is_some());
+        assert!(t.lookup("bad.test").is_none() && t.lookup("again.test").is_none());
+    }
+
+    #[test]
+    fn a_snapshot_can_bring_the_owner_key_and_a_refused_one_keeps_the_old() {
+        let raw_hex = |seed: u8| {
+            let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+            hex::encode(signing.verifying_key().as_bytes())
+        };
+        // OwnerKey has no accessor; its Debug form names the key's bytes.
+        let key_hex = |t: &RouteTable| t.owner_key().map(|k| format!("{k:?}"));
+        let key_of = |seed: u8| format!("{:?}", OwnerKey::from_hex(&raw_hex(seed)).unwrap());
+        let t = table();
+        assert_eq!(key_hex(&t), None);
+        let good = Snapshot {
+            units: vec![unit("a", "a.test", 1)],
+        };
+        t.replace_all_with_owner_key(&good, Some(&raw_hex(1)))
+            .unwrap();
+        assert_eq!(key_hex(&t), Some(key_of(1)));
+        // None keeps the key.
+        t.replace_all_with_owner_key(&good, None).unwrap();
+        assert_eq!(key_hex(&t), Some(key_of(1)));
+        let bad = Snapshot {
+            units: vec![unit("a", "a.test", 1), unit("b", "a.test", 2)],
+        };
+        assert!(t
+            .replace_all_with_owner_key(&bad, Some(&raw_hex(2)))
+            .is_err());
+        assert_eq!(key_hex(&t), Some(key_of(1)));
+        assert!(t.lookup("a.test").is_some());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use dataplane::feed::{Ack, Frame};
+use dataplane::feed::{Ack, Frame, NodeSettings};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -163,6 +163,10 @@ async fn send_snapshot(
     let frame = Frame::Snapshot {
         epoch: state.nodes.epoch().to_string(),
         version: sub.version,
+        // The embedded proxy's key is the one that signs claims here.
+        settings: NodeSettings {
+            owner_claim_key: state.dataplane.settings().owner_claim_key.clone(),
+        },
         snapshot: std::mem::take(&mut sub.snapshot),
     };
     send(tx, &frame).await

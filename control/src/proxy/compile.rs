@@ -52,16 +52,13 @@ pub async fn compile_all(state: &AppState) -> ApiResult<u64> {
     let mut units = Vec::new();
     for c in state.store.scan(&CONTAINERS)? {
         let address = running_address(state, &c).await;
-        let unit = unit_for(&state.store, &c, address)?;
-        match state.dataplane.routes().compile_unit(&unit) {
-            Ok(_) => units.push(unit),
-            Err(e) => tracing::error!(container = %c.id, error = %e, "unit refused at start"),
-        }
+        units.push(unit_for(&state.store, &c, address)?);
     }
-    state
-        .publisher
-        .publish_all(Snapshot { units })
-        .map_err(refused)
+    let (version, refused) = state.publisher.publish_all(Snapshot { units });
+    for (unit, e) in refused {
+        tracing::error!(container = %unit.id, error = %e, "unit refused at start");
+    }
+    Ok(version)
 }
 
 /// The unit of `c`, given its address when it runs.
