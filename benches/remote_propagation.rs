@@ -1,14 +1,16 @@
-//! Write → enforced on a remote node: starts `hoody-api serve` and one
-//! `hoody-api dataplane --control` node, then makes 100 routing changes
-//! (flipping `bench.test` between two upstreams with the admin
-//! `set-static-routes` operation on the server's admin socket) and, after
-//! each, requests `bench.test` through the node until it answers from the
-//! new upstream. Prints p50 / p90 / p99 / max of write start → first
-//! request the node answers from the new upstream.
+//! Write → enforced on a remote node: starts `hoody-api serve` (its runtime
+//! on bridge `hct141`, `10.214.141.0/24`) and one `hoody-api dataplane
+//! --control` node; a tenant creates a (stopped) busybox container and an
+//! alias to it, then makes 100 changes through the REST API, flipping the
+//! alias with `proxyAliases.setState`, and after each requests the alias
+//! through the node until it answers with the new state (enabled: 503,
+//! the container is not running; disabled: 404). Prints p50 / p90 / p99 /
+//! max of write start → first answer of the node showing the new state.
 //!
-//! `cargo bench --bench remote_propagation` (needs root, like `serve`).
-//! Not criterion: each sample is a whole round trip across three processes,
-//! and what matters is the tail over a fixed number of changes.
+//! `cargo bench --bench remote_propagation` (needs root, runc and
+//! busybox-static, like the container tests). Not criterion: each sample is
+//! a whole round trip across three processes, and what matters is the tail
+//! over a fixed number of changes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,37 +26,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// An upstream answering every request with `name`.
-fn backend(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                    while let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..i + 4);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
-                            name.len()
-                        );
-                        if s.write_all(resp.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn wait_for(addr: SocketAddr) {
@@ -88,24 +59,39 @@ fn admin(data_dir: &Path, op: &serde_json::Value) {
     assert!(out.starts_with("HTTP/1.1 200"), "admin failed: {out}");
 }
 
-/// The body the node answers for `bench.test`, or "" when it does not route it.
-fn through_node(node: SocketAddr) -> String {
+/// The status the node answers for `host`, or 0 when it cannot be reached.
+fn through_node(node: SocketAddr, host: &str) -> u16 {
     let Ok(mut s) = TcpStream::connect(node) else {
-        return String::new();
+        return 0;
     };
-    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n");
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let _ = s.write_all(req.as_bytes());
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    if !out.starts_with("HTTP/1.1 200") {
-        return String::new();
-    }
-    out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+    out.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }
 
-fn routes(upstream: SocketAddr) -> serde_json::Value {
-    serde_json::json!({"op": "set-static-routes", "routes": {"routes": [
-        {"host": "bench.test", "upstream": format!("http://{upstream}")}
-    ]}})
+/// One API call; panics unless it answers `want`. Returns the `data` field.
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: serde_json::Value,
+    want: u16,
+) -> serde_json::Value {
+    let mut req = client.request(method, &url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("API request");
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status, want, "{url}: {body}");
+    body["data"].clone()
 }
 
 fn main() {
@@ -122,11 +108,21 @@ fn main() {
     let data_dir = dir.join("data");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let _server = Killed(
+    let _ = Command::new("ip")
+        .args(["link", "del", "hct141"])
+        .stderr(Stdio::null())
+        .status();
+    let server = Killed(
         Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(&data_dir)
             .args(["--api-listen", &api.to_string()])
+            .args([
+                "--runtime-bridge",
+                "hct141",
+                "--runtime-subnet",
+                "10.214.141.0/24",
+            ])
             .args(["--proxy-listen", &format!("127.0.0.1:{}", free_port())])
             .env("HOODY_LOG", "error")
             .stdout(Stdio::null())
@@ -148,7 +144,7 @@ fn main() {
         .expect("create-node-token");
     let token: serde_json::Value = serde_json::from_slice(&token.stdout).expect("token JSON");
     let node: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let _node = Killed(
+    let node_process = Killed(
         Command::new(bin)
             .args(["dataplane", "--control", &format!("http://{api}")])
             .args(["--token", token["token"].as_str().expect("token")])
@@ -169,27 +165,127 @@ fn main() {
             .expect("start node"),
     );
     wait_for(node);
-    let upstreams = [(backend("A"), "A"), (backend("B"), "B")];
-    admin(&data_dir, &routes(upstreams[1].0));
-    while through_node(node) != "B" {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut samples = Vec::with_capacity(CHANGES);
-    for i in 0..CHANGES {
-        let (upstream, name) = upstreams[i % 2];
-        let started = Instant::now();
-        admin(&data_dir, &routes(upstream));
-        while through_node(node) != name {}
-        samples.push(started.elapsed());
-    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let samples = rt.block_on(flip_alias(&data_dir, api, node));
+    let mut samples = samples;
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     println!(
-        "remote_propagation: {CHANGES} changes, write -> enforced on a remote node: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "remote_propagation: {CHANGES} proxyAliases.setState writes -> enforced on a remote node: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         at(0.50).as_secs_f64() * 1e3,
         at(0.90).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         samples[samples.len() - 1].as_secs_f64() * 1e3,
     );
+    drop(node_process);
+    drop(server);
+    let _ = Command::new("ip")
+        .args(["link", "del", "hct141"])
+        .stderr(Stdio::null())
+        .status();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tenant, a stopped container and an alias; then `CHANGES` alias flips,
+/// each timed until the node answers with the new state.
+async fn flip_alias(data_dir: &Path, api: SocketAddr, node: SocketAddr) -> Vec<Duration> {
+    use reqwest::Method;
+    let (email, password) = ("bench@example.test", "Correct-Horse-9!");
+    admin(
+        data_dir,
+        &serde_json::json!({"op": "create-user", "email": email, "password": password, "admin": false}),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let base = format!("http://{api}/api/v1");
+    let login = call(
+        &client,
+        Method::POST,
+        format!("{base}/users/auth/login"),
+        None,
+        serde_json::json!({"email": email, "password": password}),
+        200,
+    )
+    .await;
+    let jwt = login["token"].as_str().expect("token").to_string();
+    let token = Some(jwt.as_str());
+    let projects = client
+        .get(format!("{base}/projects/"))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .expect("projects")
+        .json::<serde_json::Value>()
+        .await
+        .expect("projects JSON");
+    let project = projects["data"]["projects"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["is_default"] == true))
+        .and_then(|p| p["id"].as_str())
+        .expect("default project")
+        .to_string();
+    let container = call(
+        &client,
+        Method::POST,
+        format!("{base}/projects/{project}/containers"),
+        token,
+        serde_json::json!({"name": "bench", "container_image": "busybox", "autostart": false,
+                           "server_id": control::servers::model::node_server_id("local")}),
+        201,
+    )
+    .await;
+    let alias = call(
+        &client,
+        Method::POST,
+        format!("{base}/proxy/aliases"),
+        token,
+        serde_json::json!({"container_id": container["id"], "alias": "bench", "program": "http", "port": 80}),
+        201,
+    )
+    .await;
+    let state_url = format!(
+        "{base}/proxy/aliases/{}/state",
+        alias["id"].as_str().expect("alias id")
+    );
+    let host = "bench.local.localhost";
+    while through_node(node, host) != 503 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut samples = Vec::with_capacity(CHANGES);
+    for i in 0..CHANGES {
+        let enabled = i % 2 == 1;
+        let want = if enabled { 503 } else { 404 };
+        let started = Instant::now();
+        call(
+            &client,
+            Method::PATCH,
+            state_url.clone(),
+            token,
+            serde_json::json!({"enabled": enabled}),
+            200,
+        )
+        .await;
+        while through_node(node, host) != want {}
+        samples.push(started.elapsed());
+    }
+    // Leave no container behind on the host.
+    call(
+        &client,
+        Method::DELETE,
+        format!(
+            "{base}/containers/{}",
+            container["id"].as_str().expect("id")
+        ),
+        token,
+        serde_json::json!({}),
+        200,
+    )
+    .await;
+    samples
 }
