@@ -40,7 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::projects::routes::routes())
         .merge(crate::containers::routes::routes())
         .merge(crate::aliases::routes::routes())
-        .merge(crate::proxy::routes::routes());
+        .merge(crate::proxy::routes::routes())
+        .merge(crate::modules::routes::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::openapi::routes())

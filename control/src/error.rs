@@ -40,6 +40,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body is not of the media type the operation takes.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
     #[error("route not found")]
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::PreconditionRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -125,6 +129,7 @@ impl ApiError {
             ApiError::PreconditionRequired { .. } => "PRECONDITION_REQUIRED",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }

@@ -19,6 +19,7 @@ pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod meta;
+pub mod modules;
 pub mod nodes;
 pub mod openapi;
 pub mod projects;

@@ -98,6 +98,7 @@ impl AppState {
             node: settings.node_name.clone(),
             base_domain: settings.base_domain.clone(),
             owner_claim_key: Some(keys.public_key_hex()),
+            module_dir: Some(crate::modules::module_dir(dir)),
             ..dataplane::Settings::default()
         });
         let activity = ActivityLog::start(store.clone());

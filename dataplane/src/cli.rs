@@ -72,6 +72,20 @@ pub struct DataplaneArgs {
     /// owner claims and the groups decide.
     #[arg(long, env = "HOODY_OWNER_CLAIM_KEY")]
     pub owner_claim_key: Option<String>,
+    /// Module directory (`<sha256>.wasm`, compiled artifacts beside them);
+    /// modules named in the routes file are loaded from their own paths.
+    #[arg(long, env = "HOODY_MODULE_DIR")]
+    pub module_dir: Option<PathBuf>,
+}
+
+/// Where hook modules are read from: the flag, else (remote nodes) the
+/// state directory's `modules/`, where fetched modules are verified.
+fn module_dir(args: &DataplaneArgs, source: &Source) -> Option<PathBuf> {
+    match (&args.module_dir, source) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Source::Control(cfg)) => Some(cfg.state_dir.join("modules")),
+        (None, Source::File(_)) => None,
+    }
 }
 
 /// Where the node's routes come from.
@@ -95,6 +109,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
         workers: args.workers,
         access_log: parse_access_log(&args.access_log),
         owner_claim_key: owner_claim_key(args.owner_claim_key.as_deref())?,
+        module_dir: module_dir(&args, &source),
         ..Settings::default()
     };
     settings.timeouts.drain_ms = args.drain_ms;
@@ -103,7 +118,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
     let feed = Arc::new(FeedStatus::default());
     let saved = match &source {
         Source::File(routes) => {
-            let snapshot = load_routes(routes)?;
+            let snapshot = load_routes(routes, &dp)?;
             dp.replace_all(&snapshot)
                 .with_context(|| format!("routes file {}", routes.display()))?;
             None
@@ -181,12 +196,26 @@ fn parse_access_log(s: &str) -> AccessLog {
     }
 }
 
-/// Reads and parses a routes file into a snapshot.
-pub fn load_routes(path: &Path) -> anyhow::Result<crate::config::Snapshot> {
+/// Reads and parses a routes file into a snapshot. Module files named by
+/// routes (`.wasm`, or `.wat` text) are read relative to the routes file and
+/// compiled into the data plane's hook runtime.
+pub fn load_routes(path: &Path, dp: &DataPlane) -> anyhow::Result<crate::config::Snapshot> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file: RoutesFile =
         serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(file.into_snapshot())
+    let base = path.parent().unwrap_or(Path::new("."));
+    file.into_snapshot_with(|module| {
+        let module = base.join(module);
+        let bytes = std::fs::read(&module).map_err(|e| format!("{}: {e}", module.display()))?;
+        let wasm = if module.extension().is_some_and(|e| e == "wat") {
+            let text = String::from_utf8(bytes).map_err(|e| e.to_string())?;
+            hook_engine::wat_to_wasm(&text).map_err(|e| e.to_string())?
+        } else {
+            bytes
+        };
+        dp.hooks().register(&wasm)
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
@@ -216,7 +245,8 @@ async fn reload_loop(dp: DataPlane, path: PathBuf, poll: Duration) {
             continue;
         }
         last = now;
-        match load_routes(&path).and_then(|s| dp.replace_all(&s).map_err(anyhow::Error::from)) {
+        match load_routes(&path, &dp).and_then(|s| dp.replace_all(&s).map_err(anyhow::Error::from))
+        {
             Ok(version) => tracing::info!(version, routes = dp.routes().len(), "routes reloaded"),
             Err(err) => {
                 tracing::error!("routes reload rejected, keeping the previous routes: {err:#}")

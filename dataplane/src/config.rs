@@ -372,6 +372,38 @@ pub struct Settings {
     /// groups; without it no claim is accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_claim_key: Option<String>,
+    /// The module store's directory: module bytes as `<sha256>.wasm`, compiled
+    /// artifacts beside them as `<sha256>.cwasm`. `serve` uses
+    /// `<data-dir>/modules`; remote nodes fill a cache directory the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_dir: Option<std::path::PathBuf>,
+    pub hooks: HookSettings,
+}
+
+/// How hooks run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct HookSettings {
+    /// Hooks with a timeout up to this run on the worker thread itself (which
+    /// then waits at most this long); longer budgets run on the blocking pool.
+    pub inline_timeout_ms: u64,
+    /// The timeout of a hook that sets none, per phase.
+    pub default_timeout_ms: u32,
+    /// Linear memory per hook instance.
+    pub memory_bytes: usize,
+    /// Largest request or response body buffered for a hook that reads bodies.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        Self {
+            inline_timeout_ms: 50,
+            default_timeout_ms: 50,
+            memory_bytes: 32 << 20,
+            max_body_bytes: 1 << 20,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -385,6 +417,8 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             pool_max_idle: 256,
             owner_claim_key: None,
+            module_dir: None,
+            hooks: HookSettings::default(),
         }
     }
 }
@@ -475,6 +509,10 @@ pub struct FileRoute {
     pub proxy: Option<ProxyDocument>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub firewall: Vec<FirewallRule>,
+    /// The route's module store: name (what `proxy.hooks[..].script.path`
+    /// names) → a local `.wasm` (or `.wat`) file, relative to the routes file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modules: BTreeMap<String, std::path::PathBuf>,
 }
 
 fn default_program() -> String {
@@ -482,30 +520,56 @@ fn default_program() -> String {
 }
 
 impl RoutesFile {
-    /// Each file route becomes its own unit, keyed by its host.
+    /// Each file route becomes its own unit, keyed by its host. `modules`
+    /// resolves a route's module file to its content address (the caller
+    /// loads and registers the bytes).
+    pub fn into_snapshot_with(
+        self,
+        mut modules: impl FnMut(&std::path::Path) -> Result<ModuleRef, String>,
+    ) -> Result<Snapshot, String> {
+        let mut units = Vec::with_capacity(self.routes.len());
+        for route in self.routes {
+            let mut refs = BTreeMap::new();
+            for (name, path) in &route.modules {
+                let reference = modules(path)
+                    .map_err(|e| format!("route `{}`, module `{name}`: {e}", route.host))?;
+                refs.insert(name.clone(), reference);
+            }
+            let mut unit = route.into_unit();
+            unit.modules = refs;
+            units.push(unit);
+        }
+        Ok(Snapshot { units })
+    }
+
+    /// Each file route becomes its own unit, keyed by its host (module files
+    /// are not read: units carry no modules).
     pub fn into_snapshot(self) -> Snapshot {
-        let units = self
-            .routes
-            .into_iter()
-            .map(|r| {
-                let index = r.port.or_else(|| upstream_port(&r.upstream)).unwrap_or(80);
-                ContainerUnit {
-                    id: r.host.clone(),
-                    project: None,
-                    services: vec![Service {
-                        program: r.program,
-                        index,
-                        upstream: Some(r.upstream),
-                        hosts: vec![r.host],
-                    }],
-                    aliases: Vec::new(),
-                    proxy: r.proxy,
-                    firewall: r.firewall,
-                    modules: BTreeMap::new(),
-                }
-            })
-            .collect();
+        let units = self.routes.into_iter().map(FileRoute::into_unit).collect();
         Snapshot { units }
+    }
+}
+
+impl FileRoute {
+    fn into_unit(self) -> ContainerUnit {
+        let index = self
+            .port
+            .or_else(|| upstream_port(&self.upstream))
+            .unwrap_or(80);
+        ContainerUnit {
+            id: self.host.clone(),
+            project: None,
+            services: vec![Service {
+                program: self.program,
+                index,
+                upstream: Some(self.upstream),
+                hosts: vec![self.host],
+            }],
+            aliases: Vec::new(),
+            proxy: self.proxy,
+            firewall: self.firewall,
+            modules: BTreeMap::new(),
+        }
     }
 }
 

@@ -162,6 +162,7 @@ struct Policy {
 }
 
 struct CompiledGroup {
+    name: String,
     auth: GroupAuth,
     rules: FxHashMap<String, AccessRule>,
 }
@@ -238,17 +239,28 @@ impl AccessGate {
 
     /// Decides one request for `program` at `port` (index).
     pub fn decide(&self, facts: &RequestFacts<'_>, program: &str, port: u32) -> Decision {
+        self.decide_with_group(facts, program, port).0
+    }
+
+    /// Decides one request and names the group that admitted it (`None` when
+    /// no group did: no document, or the document's default allowed).
+    pub fn decide_with_group(
+        &self,
+        facts: &RequestFacts<'_>,
+        program: &str,
+        port: u32,
+    ) -> (Decision, Option<&str>) {
         if let Some(d) = self.firewall_decision(facts.client, port) {
-            return d;
+            return (d, None);
         }
         let Some(policy) = &self.policy else {
-            return Decision::Allow;
+            return (Decision::Allow, None);
         };
         if !policy.enabled {
-            return Decision::Disabled;
+            return (Decision::Disabled, None);
         }
         if self.owner.as_ref().is_some_and(|o| o.admits(facts)) {
-            return Decision::Allow;
+            return (Decision::Allow, None);
         }
         policy.decide(facts, program, port)
     }
@@ -273,7 +285,12 @@ impl AccessGate {
 }
 
 impl Policy {
-    fn decide(&self, facts: &RequestFacts<'_>, program: &str, port: u32) -> Decision {
+    fn decide(
+        &self,
+        facts: &RequestFacts<'_>,
+        program: &str,
+        port: u32,
+    ) -> (Decision, Option<&str>) {
         let mut authenticated_without_access = false;
         let mut could_help = false;
         let mut basic = false;
@@ -284,7 +301,7 @@ impl Policy {
             let allows = rule.allows(port);
             if group.auth.matches(facts) {
                 if allows {
-                    return Decision::Allow;
+                    return (Decision::Allow, Some(group.name.as_str()));
                 }
                 authenticated_without_access = true;
             } else if allows && !matches!(group.auth, GroupAuth::Ip(_)) {
@@ -292,7 +309,7 @@ impl Policy {
                 basic |= matches!(group.auth, GroupAuth::Password { .. });
             }
         }
-        if authenticated_without_access {
+        let decision = if authenticated_without_access {
             Decision::Forbidden
         } else if self.default_allow {
             Decision::Allow
@@ -300,7 +317,8 @@ impl Policy {
             Decision::Unauthorized { basic }
         } else {
             Decision::Forbidden
-        }
+        };
+        (decision, None)
     }
 }
 
@@ -437,7 +455,11 @@ fn compile_policy(doc: &ProxyDocument) -> Result<Policy, GateError> {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            Ok(CompiledGroup { auth, rules })
+            Ok(CompiledGroup {
+                name: name.clone(),
+                auth,
+                rules,
+            })
         })
         .collect::<Result<_, GateError>>()?;
     Ok(Policy {

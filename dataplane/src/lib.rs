@@ -15,6 +15,7 @@ pub mod feed;
 pub mod gate;
 pub mod h1_guard;
 pub mod h2c;
+pub mod hooks;
 pub mod listen;
 pub mod metrics;
 pub mod proxy;
@@ -77,7 +78,14 @@ impl DataPlane {
 
     /// Prometheus text for `/metrics`.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.table.version(), self.table.len())
+        let mut text = self.metrics.render(self.table.version(), self.table.len());
+        text.push_str(&self.table.hooks().metrics_text());
+        text
+    }
+
+    /// The hook runtime (module registration for standalone routes files).
+    pub fn hooks(&self) -> &Arc<hooks::HookHost> {
+        self.table.hooks()
     }
 
     /// Binds `addr` with one `SO_REUSEPORT` socket per worker.

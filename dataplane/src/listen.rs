@@ -221,6 +221,7 @@ fn run_worker(
             metrics,
             log: AccessLogger::new(shared.sink.clone()),
             timeouts,
+            hooks: shared.table.hooks().clone(),
         });
         let builder = Rc::new(servers(&shared.settings));
         let tracker = Rc::new(Tracker::default());

@@ -31,6 +31,37 @@ pub enum UpstreamError {
     Protocol,
 }
 
+/// How one hook phase ended, for `hoody_proxy_hook_runs_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum HookResult {
+    Continue,
+    Respond,
+    Failed(hook_engine::FailureKind),
+}
+
+const HOOK_RESULTS: [&str; 6] = [
+    "continue",
+    "respond",
+    "timeout",
+    "trap",
+    "start",
+    "body_too_large",
+];
+
+impl HookResult {
+    fn index(self) -> usize {
+        use hook_engine::FailureKind;
+        match self {
+            HookResult::Continue => 0,
+            HookResult::Respond => 1,
+            HookResult::Failed(FailureKind::Timeout) => 2,
+            HookResult::Failed(FailureKind::Trap) => 3,
+            HookResult::Failed(FailureKind::Start) => 4,
+            HookResult::Failed(FailureKind::BodyTooLarge) => 5,
+        }
+    }
+}
+
 /// Adds to a counter that only its own worker thread writes: a plain load
 /// and store, no locked read-modify-write on the request path. Readers
 /// (`render`) may see a value a few increments old, never a torn one.
@@ -59,9 +90,21 @@ pub struct WorkerMetrics {
     pool_idle: AtomicI64,
     connections_open: AtomicI64,
     connections_total: AtomicU64,
+    hook_runs: [AtomicU64; 6],
+    hook_fail_open: AtomicU64,
 }
 
 impl WorkerMetrics {
+    /// Records one hook phase.
+    pub fn hook(&self, result: HookResult) {
+        self.hook_runs[result.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a failed hook whose request went on (`fail-open`).
+    pub fn hook_fail_open(&self) {
+        self.hook_fail_open.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one finished request (response head sent).
     pub fn request(&self, kind: Option<RouteKind>, status: u16, elapsed: Duration) {
         let k = match kind {
@@ -192,6 +235,16 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
+        out.push_str("# HELP hoody_proxy_hook_runs_total Hook phases run, by result.\n# TYPE hoody_proxy_hook_runs_total counter\n");
+        for (i, result) in HOOK_RESULTS.iter().enumerate() {
+            let n = sum(&|s| s.hook_runs[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "hoody_proxy_hook_runs_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        let open = sum(&|s| s.hook_fail_open.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP hoody_proxy_hook_fail_open_total Failed hooks whose request was forwarded (fail-open).\n# TYPE hoody_proxy_hook_fail_open_total counter\nhoody_proxy_hook_fail_open_total {open}");
         let total = sum(&|s| s.connections_total.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP hoody_proxy_connections_total Accepted client connections.\n# TYPE hoody_proxy_connections_total counter\nhoody_proxy_connections_total {total}");
         out

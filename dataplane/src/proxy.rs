@@ -4,12 +4,15 @@
 //! 2. route            — host → `Arc<Route>` (404 / 503)
 //! 3. `gate`           — firewall → enable_proxy → authn → authz
 //! 4. `rewrite_path`   — alias `target_path` / `allow_path_override`
-//! 5. `upstream_request` — hop-by-hop headers out, forwarding headers in
-//! 6. `forward`        — pooled connection, one retry on a fresh one when a
+//! 5. hooks, request phase — the first matching hook of the service (see
+//!    `hooks`): edit, answer locally, or fail (fail-closed / fail-open)
+//! 6. `upstream_request` — hop-by-hop headers out, forwarding headers in
+//! 7. `forward`        — pooled connection, one retry on a fresh one when a
 //!    stale pooled connection refused the request or (safe bodiless
 //!    requests) died before answering, 502/504 on failure
-//! 7. `upstream_response` — hop-by-hop headers out, streamed body, upgrades
-//! 8. `finish`         — metrics and access log
+//! 8. `upstream_response` — hop-by-hop headers out, streamed body, upgrades
+//! 9. hooks, response phase — the same hook instance sees the response
+//! 10. `finish`        — metrics and access log
 //!
 //! Errors are static JSON bodies in the API's error shape: nothing on this
 //! path formats strings unless a header must be combined with a client value.
@@ -33,6 +36,7 @@ use crate::access_log::{AccessLogger, Entry};
 use crate::config::Timeouts;
 use crate::gate::{Decision, RequestFacts};
 use crate::h1_guard::{Verdict, Verdicts};
+use crate::hooks::{self, HookHost, RequestStep};
 use crate::metrics::{UpstreamError, WorkerMetrics};
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
 use crate::upstream::{Pool, ReqBody, Return, Upstream, UpstreamBody};
@@ -44,6 +48,7 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     pub log: AccessLogger,
     pub timeouts: Timeouts,
+    pub hooks: Arc<HookHost>,
 }
 
 /// Per-connection state: the client address and header values derived from
@@ -334,9 +339,11 @@ async fn proxy(
         return Ok(answer_after_body(NO_ROUTE, &req, outcome));
     }
     // 3. gate
+    let mut group = None;
     if !route.gate.is_open() {
-        if let Some(l) = gate(&route, conn, &req)? {
-            return Ok(answer_after_body(l, &req, outcome));
+        match gate(&route, conn, &req)? {
+            Ok(admitted_by) => group = admitted_by,
+            Err(l) => return Ok(answer_after_body(l, &req, outcome)),
         }
     }
     let Some(addr) = route.upstream.as_ref().map(|u| u.addr) else {
@@ -348,18 +355,59 @@ async fn proxy(
             return Ok(answer_after_body(l, &req, outcome));
         }
     }
-    // 5. upstream request
+    // 5. hooks, request phase
+    let mut req = req.map(ReqBody::Client);
+    let mut hook_run = None;
+    if let Some(hook) = route.hooks.as_ref().and_then(|h| h.select(&req, group)) {
+        let unread = req.version() <= Version::HTTP_11 && !req.body().is_end_stream();
+        let caller = hooks::Caller {
+            client: conn.client,
+            group,
+        };
+        let buffered = |b| ReqBody::Buffered(Some(b));
+        match hooks::request_phase(&w.hooks, hook, &w.metrics, caller, req, buffered).await {
+            RequestStep::Forward(edited, run) => (req, hook_run) = (edited, run),
+            RequestStep::Answer(resp) => return Ok(hook_answer(resp, unread, outcome)),
+        }
+    }
+    // 6. upstream request
     let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     upstream_request(&mut req, conn, &route, client_upgrade.is_some());
-    // 6. forward
+    // 7. forward
     let idempotent = is_idempotent(req.method()) && req.body().is_end_stream();
-    let req = req.map(ReqBody::Client);
     let (resp, up) = match forward(w, addr, req, idempotent).await {
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
-    // 7. response
-    Ok(upstream_response(w, addr, resp, up, client_upgrade))
+    // 8. response
+    let resp = upstream_response(w, addr, resp, up, client_upgrade);
+    // 9. hooks, response phase
+    match hook_run {
+        Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
+            let buffered = |b| ProxyBody::Local(Some(b));
+            match run.response_phase(&w.hooks, resp, buffered).await {
+                Ok(resp) => Ok(resp),
+                Err(local) => Ok(hook_answer(local, false, outcome)),
+            }
+        }
+        _ => Ok(resp),
+    }
+}
+
+/// A response a hook produced (its local response or a failure).
+fn hook_answer(
+    resp: Response<Bytes>,
+    unread_body: bool,
+    outcome: &mut Outcome,
+) -> Response<ProxyBody> {
+    outcome.error = Some("hook");
+    let (mut parts, body) = resp.into_parts();
+    if unread_body {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Response::from_parts(parts, ProxyBody::Local(Some(body)))
 }
 
 /// Phase 1: framing. On HTTP/1 the guard (`h1_guard`) has already judged
@@ -414,26 +462,32 @@ fn alias_active(route: &Route) -> bool {
         })
 }
 
-/// Phase 3.
-fn gate(route: &Route, conn: &ConnInfo, req: &Request<Incoming>) -> Result<Option<Local>, Dropped> {
+/// Phase 3: admitted (by the named group, if one) or answered.
+#[allow(clippy::type_complexity)]
+fn gate<'r>(
+    route: &'r Route,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+) -> Result<Result<Option<&'r str>, Local>, Dropped> {
     let facts = RequestFacts {
         client: conn.client,
         headers: req.headers(),
         query: req.uri().query(),
     };
-    Ok(
-        match route.gate.decide(&facts, &route.program, route.port) {
-            Decision::Allow => None,
-            Decision::Unauthorized { basic } => Some(Local {
-                basic,
-                ..UNAUTHORIZED
-            }),
-            Decision::Forbidden => Some(FORBIDDEN),
-            Decision::Disabled => Some(PROXY_DISABLED),
-            Decision::FirewallReject => Some(FIREWALL),
-            Decision::FirewallDrop => return Err(Dropped),
-        },
-    )
+    let (decision, group) = route
+        .gate
+        .decide_with_group(&facts, &route.program, route.port);
+    Ok(match decision {
+        Decision::Allow => Ok(group),
+        Decision::Unauthorized { basic } => Err(Local {
+            basic,
+            ..UNAUTHORIZED
+        }),
+        Decision::Forbidden => Err(FORBIDDEN),
+        Decision::Disabled => Err(PROXY_DISABLED),
+        Decision::FirewallReject => Err(FIREWALL),
+        Decision::FirewallDrop => return Err(Dropped),
+    })
 }
 
 /// Phase 4: `/x` → `{target_path}/x`; without override only `/` and the
@@ -495,7 +549,7 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
 /// An upgrade to tunnel once the upstream agrees. `h2c` is never tunnelled:
 /// the listener switches eligible h2c upgrade requests to HTTP/2 itself
 /// (`h2c`); the others are answered in HTTP/1.1 (RFC 9110 §7.8).
-fn is_upgrade(req: &Request<Incoming>) -> bool {
+fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req
             .headers()
@@ -523,13 +577,8 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Phase 5: an origin-form HTTP/1.1 request with forwarding headers.
-fn upstream_request(
-    req: &mut Request<Incoming>,
-    conn: &ConnInfo,
-    route: &Arc<Route>,
-    upgrade: bool,
-) {
+/// Phase 6: an origin-form HTTP/1.1 request with forwarding headers.
+fn upstream_request<B>(req: &mut Request<B>, conn: &ConnInfo, route: &Arc<Route>, upgrade: bool) {
     let upgrade_value = if upgrade {
         req.headers().get(header::UPGRADE).cloned()
     } else {
@@ -571,7 +620,7 @@ fn upstream_request(
     headers.insert(FORWARDED, conn.forwarded(route));
 }
 
-/// Phase 6: send on a pooled connection, retrying once on a fresh one when
+/// Phase 7: send on a pooled connection, retrying once on a fresh one when
 /// the pooled connection turns out to be dead:
 /// - hyper handed the request back unsent (the connection was already
 ///   closing), for idempotent requests;
@@ -650,7 +699,7 @@ fn connect_error(err: &crate::upstream::ConnectError) -> Local {
     }
 }
 
-/// Phase 7: stream the response back; a 101 splices both connections.
+/// Phase 8: stream the response back; a 101 splices both connections.
 fn upstream_response(
     w: &Rc<Worker>,
     addr: SocketAddr,
@@ -733,7 +782,7 @@ fn answer_after_body(
     )
 }
 
-/// Phase 8.
+/// Phase 10.
 fn finish(
     w: &Worker,
     conn: &ConnInfo,

@@ -20,6 +20,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::config::{Alias, ContainerUnit, Delta, Settings, Snapshot};
 use crate::gate::{AccessGate, GateError, OwnerKey};
+use crate::hooks::{HookHost, RouteHooks};
 
 /// Why a delta was rejected. The table is unchanged when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,8 @@ pub struct Route {
     pub enabled: bool,
     /// The host, as the `X-Forwarded-Host` value.
     pub host_header: HeaderValue,
+    /// The hooks of this route's service, in the order they are tried.
+    pub hooks: Option<Arc<RouteHooks>>,
 }
 
 /// A unit compiled into its hostnames and their routes.
@@ -111,6 +114,7 @@ pub struct RouteTable {
     /// none arrived with a snapshot. Read once per unit compile, never by
     /// requests (each compiled gate holds its own copy).
     owner_key: RwLock<Option<OwnerKey>>,
+    hooks: Arc<HookHost>,
 }
 
 /// The key behind `hex`, or `None` (with a warning) when it is malformed:
@@ -138,6 +142,10 @@ fn all_or_nothing(
 impl RouteTable {
     pub fn new(settings: &Settings) -> Self {
         Self {
+            hooks: Arc::new(HookHost::new(
+                settings.hooks.clone(),
+                settings.module_dir.clone(),
+            )),
             routes: DashMap::with_hasher(FxBuildHasher),
             units: Mutex::new(FxHashMap::default()),
             version: AtomicU64::new(0),
@@ -165,6 +173,11 @@ impl RouteTable {
                 .map(|r| Arc::clone(r.value()));
         }
         self.routes.get(host).map(|r| Arc::clone(r.value()))
+    }
+
+    /// The hook runtime units' hooks are compiled with.
+    pub fn hooks(&self) -> &Arc<HookHost> {
+        &self.hooks
     }
 
     /// Number of applied changes since start.
@@ -390,6 +403,13 @@ impl RouteTable {
                 })?
                 .with_owner(owner_key, &unit.id),
         );
+        let hooks = self
+            .hooks
+            .compile_unit(unit)
+            .map_err(|reason| ConfigError::Unit {
+                unit: unit.id.clone(),
+                reason,
+            })?;
         let unit_id: Arc<str> = Arc::from(unit.id.as_str());
         let mut out = Vec::new();
         let mut services = Vec::with_capacity(unit.services.len());
@@ -419,12 +439,18 @@ impl RouteTable {
                     expires_at: None,
                     enabled: true,
                     host_header: host_value(&unit.id, &host)?,
+                    hooks: hooks.for_service(&svc.program, svc.index),
                 };
                 out.push((host, Arc::new(route)));
             }
         }
         for alias in &unit.aliases {
-            out.push(self.compile_alias(unit, &unit_id, &gate, &services, alias)?);
+            let mut route = self.compile_alias(unit, &unit_id, &gate, &services, alias)?;
+            let (program, port) = alias_target(alias);
+            if let Some(r) = Arc::get_mut(&mut route.1) {
+                r.hooks = hooks.for_service(program, port);
+            }
+            out.push(route);
         }
         Ok(out)
     }
@@ -485,6 +511,7 @@ impl RouteTable {
             expires_at,
             enabled: alias.enabled,
             host_header: host_value(&unit.id, &host)?,
+            hooks: None,
         };
         Ok((host, Arc::new(route)))
     }

@@ -47,11 +47,13 @@ pub enum ConnectError {
     },
 }
 
-/// A request body sent upstream: the client's, streamed, or none (a
-/// bodiless request being retried on a fresh connection).
+/// A request body sent upstream: the client's, streamed; none (a bodiless
+/// request being retried on a fresh connection); or one a hook buffered
+/// (and possibly rewrote).
 pub enum ReqBody {
     Client(Incoming),
     Empty,
+    Buffered(Option<Bytes>),
 }
 
 impl Body for ReqBody {
@@ -65,6 +67,7 @@ impl Body for ReqBody {
         match self.get_mut() {
             ReqBody::Client(b) => Pin::new(b).poll_frame(cx),
             ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Buffered(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
@@ -72,6 +75,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Client(b) => b.is_end_stream(),
             ReqBody::Empty => true,
+            ReqBody::Buffered(b) => b.is_none(),
         }
     }
 
@@ -79,6 +83,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Client(b) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
 }

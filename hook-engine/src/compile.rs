@@ -37,7 +37,25 @@ pub struct CompiledModule {
     size: usize,
     imports: Vec<ImportInfo>,
     abi_version: Option<String>,
+    callbacks: Callbacks,
     from_cache: bool,
+}
+
+/// Which optional callbacks a module exports, so the proxy buffers a body or waits for the
+/// response phase only for hooks that can see them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Callbacks {
+    pub request_body: bool,
+    pub response_headers: bool,
+    pub response_body: bool,
+    pub response_trailers: bool,
+}
+
+impl Callbacks {
+    /// Whether anything of the response phase runs guest code.
+    pub fn response_phase(&self) -> bool {
+        self.response_headers || self.response_body || self.response_trailers
+    }
 }
 
 impl std::fmt::Debug for CompiledModule {
@@ -67,6 +85,11 @@ impl CompiledModule {
     /// `0.2.1`, `0.2.0`, or `None` when the module exports no version marker.
     pub fn abi_version(&self) -> Option<&str> {
         self.abi_version.as_deref()
+    }
+
+    /// The optional callbacks the module exports.
+    pub fn callbacks(&self) -> Callbacks {
+        self.callbacks
     }
 
     /// Whether the artifact came from the on-disk cache instead of Cranelift.
@@ -101,6 +124,7 @@ impl Compiler<'_> {
         let (module, from_cache) = self.load_or_compile(&sha256, bytes)?;
         let (linker, imports) = self.link(&module)?;
         let abi_version = check_exports(&module)?;
+        let callbacks = exported_callbacks(&module);
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| HookError::InvalidModule(error_text(&e)))?;
@@ -110,6 +134,7 @@ impl Compiler<'_> {
             size: bytes.len(),
             imports,
             abi_version,
+            callbacks,
             from_cache,
         })
     }
@@ -238,6 +263,22 @@ fn check_exports(module: &Module) -> Result<Option<String>, HookError> {
         return Err(HookError::NoAllocator);
     }
     Ok(abi)
+}
+
+fn exported_callbacks(module: &Module) -> Callbacks {
+    let exports = |name: &str| module.get_export(name).is_some();
+    Callbacks {
+        request_body: exports("proxy_on_request_body"),
+        response_headers: exports("proxy_on_response_headers"),
+        response_body: exports("proxy_on_response_body"),
+        response_trailers: exports("proxy_on_response_trailers"),
+    }
+}
+
+/// Converts the WebAssembly text format to a binary module (tests, `hook run file.wat`,
+/// `.wat` modules in a standalone routes file).
+pub fn wat_to_wasm(text: &str) -> Result<Vec<u8>, HookError> {
+    wat::parse_str(text).map_err(|e| HookError::InvalidModule(e.to_string()))
 }
 
 fn extern_kind(ty: &ExternType) -> &'static str {

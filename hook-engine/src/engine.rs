@@ -135,8 +135,7 @@ impl HookEngine {
     /// Compiles a module written in the WebAssembly text format (tests, benches and
     /// `hook run file.wat`); the module store accepts binary modules only.
     pub fn compile_text(&self, wat: &str) -> Result<Arc<CompiledModule>, HookError> {
-        let binary = wat::parse_str(wat).map_err(|e| HookError::InvalidModule(e.to_string()))?;
-        self.compile(&binary)
+        self.compile(&crate::compile::wat_to_wasm(wat)?)
     }
 
     /// Starts the hook of one request. Nothing runs until [`HookSession::on_request`].
@@ -548,7 +547,7 @@ fn failure_response(kind: FailureKind, reason: &str) -> LocalResponse {
     let (status, code) = match kind {
         FailureKind::Timeout => (504, "HOOK_TIMEOUT"),
         FailureKind::BodyTooLarge => (413, "HOOK_BODY_TOO_LARGE"),
-        FailureKind::Trap | FailureKind::Start => (500, "HOOK_FAILED"),
+        FailureKind::Trap | FailureKind::Start => (502, "HOOK_FAILED"),
     };
     let body = format!(
         "{{\"statusCode\":{status},\"message\":\"{}\",\"code\":\"{code}\"}}",

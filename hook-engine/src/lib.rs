@@ -56,7 +56,7 @@ mod state;
 mod wasi;
 
 pub use abi::LogLevel;
-pub use compile::{sha256_hex, CompiledModule, ImportInfo, Provision};
+pub use compile::{sha256_hex, wat_to_wasm, Callbacks, CompiledModule, ImportInfo, Provision};
 pub use engine::{EngineConfig, HookEngine, HookSession};
 pub use error::HookError;
 pub use outcome::{

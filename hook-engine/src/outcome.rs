@@ -45,7 +45,7 @@ impl HookSpec {
 /// What happens to the request when a hook fails (trap, timeout, memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailurePolicy {
-    /// Answer with an error response (504 on timeout, 500 otherwise).
+    /// Answer with an error response (504 on timeout, 502 otherwise).
     #[default]
     FailClosed,
     /// Forward the request as if no hook had run.
@@ -167,7 +167,7 @@ pub struct HookFailure {
     pub kind: FailureKind,
     pub message: String,
     pub policy: FailurePolicy,
-    /// 504 JSON on timeout, 500 JSON otherwise (413 for oversized bodies).
+    /// 504 JSON on timeout, 502 JSON otherwise (413 for oversized bodies).
     pub response: LocalResponse,
 }
 

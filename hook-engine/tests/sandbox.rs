@@ -166,7 +166,7 @@ fn deep_recursion_traps_and_the_next_request_runs() {
     let failure = failure(&outcome);
     assert_eq!(failure.kind, FailureKind::Trap);
     assert!(failure.message.contains("stack"), "{}", failure.message);
-    assert_eq!(failure.response.status, 500);
+    assert_eq!(failure.response.status, 502);
     assert_eq!(
         engine.idle_instances(),
         0,

@@ -366,3 +366,21 @@ pub fn basic(user: &str, password: &str) -> String {
     }
     format!("Authorization: Basic {out}\r\n")
 }
+
+/// The example hook `name` (`target/hooks-examples/<name>.wasm`), built from
+/// source by `hooks-sdk/build-examples.sh` the first time a test asks.
+pub fn hook_example(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target/hooks-examples");
+        let status = Command::new("sh")
+            .arg(root.join("hooks-sdk/build-examples.sh"))
+            .env("HOOKS_EXAMPLES_OUT", &out)
+            .status()
+            .expect("runs build-examples.sh");
+        assert!(status.success(), "hooks-sdk/build-examples.sh failed");
+        out
+    });
+    dir.join(format!("{name}.wasm"))
+}

@@ -228,11 +228,7 @@ async fn module(
     if !valid {
         return Err(ApiError::field("sha256", "must be 64 lowercase hex digits"));
     }
-    let path = state
-        .settings
-        .data_dir
-        .join("modules")
-        .join(format!("{sha256}.wasm"));
+    let path = crate::modules::module_dir(&state.settings.data_dir).join(format!("{sha256}.wasm"));
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

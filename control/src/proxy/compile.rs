@@ -69,7 +69,9 @@ pub fn unit_for(
 ) -> ApiResult<ContainerUnit> {
     let proxy = crate::proxy::documents::merged_for_container(store, c)?;
     let aliases = aliases::of_container(store, &c.id)?;
-    Ok(build_unit(c, proxy, &aliases, address))
+    let mut unit = build_unit(c, proxy, &aliases, address);
+    unit.modules = crate::modules::refs_for_container(store, &c.id)?;
+    Ok(unit)
 }
 
 /// The pure part of the compiler: records in, unit out.

@@ -117,6 +117,8 @@ pub const TREES: &[&str] = &[
     "storage_shares",
     "storage_shares_by_source",
     "storage_shares_by_target",
+    "proxy_modules",
+    "proxy_modules_by_container",
     "servers",
     "security_events",
     "security_events_by_user",

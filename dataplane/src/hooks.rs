@@ -1,0 +1,900 @@
+//! Hooks in the proxy: where they are placed and how a request runs through one.
+//!
+//! Placement comes from the unit's proxy document (`hooks`: service key → list) and its
+//! module store (`modules`: name → sha256). When a unit is applied, every hook is compiled
+//! into a [`CompiledHook`] (matcher parsed, module loaded from the module directory and
+//! compiled, or its artifact loaded from the cache) and each route receives the list for
+//! its service: the port-specific key (`http-3000`) first, then the program-wide key
+//! (`http`). Per request the first hook of that list whose `match` and `applies_to`
+//! accept the request runs, in the request phase and again in the response phase, on one
+//! instance so guest state carries across.
+//!
+//! Time: a hook call is synchronous and bounded by its timeout (the engine's epoch
+//! deadline interrupts the guest). Hooks whose timeout fits the inline budget
+//! (`Settings.hooks.inline_timeout_ms`) run on the worker itself, which then waits at most
+//! that long; longer budgets run on tokio's blocking pool so one slow guest cannot stall
+//! the other connections of its worker.
+//!
+//! This module is the only place that translates between hyper's types and the engine's;
+//! `hook-engine` knows nothing of HTTP libraries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hook_engine::{
+    Callbacks, CompiledModule, EngineConfig, FailureKind, FailurePolicy, HookEngine, HookLimits,
+    HookOutcome, HookSession, HookSpec, LocalResponse, LogLevel, LogRecord, RequestContext,
+    RequestParts, ResponseParts,
+};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use crate::config::{ContainerUnit, FailureMode, Hook, HookSettings, ModuleRef, OneOrMany};
+use crate::metrics::{HookResult, WorkerMetrics};
+
+/// The data plane's hook runtime: the engine (started on first use, so a proxy without
+/// hooks runs no epoch ticker), the module directory and the compiled modules by sha256.
+pub struct HookHost {
+    settings: HookSettings,
+    module_dir: Option<PathBuf>,
+    engine: OnceLock<Result<HookEngine, String>>,
+    modules: Mutex<HashMap<String, Arc<CompiledModule>>>,
+}
+
+impl HookHost {
+    pub fn new(settings: HookSettings, module_dir: Option<PathBuf>) -> Self {
+        Self {
+            settings,
+            module_dir,
+            engine: OnceLock::new(),
+            modules: Mutex::default(),
+        }
+    }
+
+    /// The engine, started on first use.
+    pub fn engine(&self) -> Result<&HookEngine, String> {
+        self.engine
+            .get_or_init(|| {
+                HookEngine::new(EngineConfig {
+                    limits: HookLimits {
+                        memory_bytes: self.settings.memory_bytes,
+                        max_body_bytes: self.settings.max_body_bytes,
+                        ..HookLimits::default()
+                    },
+                    cache_dir: self.module_dir.clone(),
+                    ..EngineConfig::default()
+                })
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Guest-defined metrics, empty while no hook ever ran.
+    pub fn metrics_text(&self) -> String {
+        match self.engine.get() {
+            Some(Ok(engine)) => engine.metrics_prometheus(),
+            _ => String::new(),
+        }
+    }
+
+    /// Compiles module bytes and keeps the result by sha256 (standalone routes files hand
+    /// their modules over this way; the control plane writes them into the module
+    /// directory instead).
+    pub fn register(&self, wasm: &[u8]) -> Result<ModuleRef, String> {
+        let module = self.engine()?.compile(wasm).map_err(|e| e.to_string())?;
+        let reference = ModuleRef {
+            sha256: module.sha256().to_string(),
+            size: module.size() as u64,
+        };
+        self.lock_modules().insert(reference.sha256.clone(), module);
+        Ok(reference)
+    }
+
+    /// The compiled module with this sha256: from memory, else from
+    /// `<module_dir>/<sha256>.wasm` (its compiled artifact comes from the cache when
+    /// present, so this is cheap after the upload compiled it once).
+    pub fn module(&self, reference: &ModuleRef) -> Result<Arc<CompiledModule>, String> {
+        if let Some(module) = self.lock_modules().get(&reference.sha256) {
+            return Ok(module.clone());
+        }
+        if !is_sha256(&reference.sha256) {
+            return Err(format!("bad module sha256 `{}`", reference.sha256));
+        }
+        let dir = self
+            .module_dir
+            .as_deref()
+            .ok_or("no module directory is configured")?;
+        let path = module_path(dir, &reference.sha256);
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let module = self.engine()?.compile(&bytes).map_err(|e| e.to_string())?;
+        if module.sha256() != reference.sha256 {
+            return Err(format!("{} does not hash to its name", path.display()));
+        }
+        self.lock_modules()
+            .insert(reference.sha256.clone(), module.clone());
+        Ok(module)
+    }
+
+    /// Compiles the hooks of a unit, by service key. A hook whose module cannot be loaded
+    /// still compiles: it fails every request it matches, following its failure mode, so
+    /// one missing module never blocks the rest of the unit's routing change.
+    pub fn compile_unit(&self, unit: &ContainerUnit) -> Result<UnitHooks, String> {
+        let Some(document) = &unit.proxy else {
+            return Ok(UnitHooks::default());
+        };
+        let mut by_service = HashMap::new();
+        for (service, hooks) in &document.hooks {
+            let compiled = hooks
+                .iter()
+                .map(|hook| self.compile_hook(unit, hook).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("hooks of `{service}`: {e}"))?;
+            if !compiled.is_empty() {
+                by_service.insert(service.clone(), compiled);
+            }
+        }
+        Ok(UnitHooks { by_service })
+    }
+
+    fn compile_hook(&self, unit: &ContainerUnit, hook: &Hook) -> Result<CompiledHook, String> {
+        let matcher = Matcher::compile(hook).map_err(|e| format!("hook {}: {e}", hook.id))?;
+        let timeout = Duration::from_millis(u64::from(
+            hook.timeout.unwrap_or(self.settings.default_timeout_ms),
+        ));
+        if timeout.is_zero() || timeout > Duration::from_secs(30) {
+            return Err(format!("hook {}: timeout must be 1-30000 ms", hook.id));
+        }
+        let module = unit
+            .modules
+            .get(&hook.script.path)
+            .ok_or_else(|| format!("`{}` is not in the unit's module store", hook.script.path))
+            .and_then(|reference| self.module(reference));
+        let runnable = match module {
+            Ok(module) => {
+                let mut spec = HookSpec::new(hook.script.path.clone(), module);
+                spec.root_id = hook.id.clone();
+                spec.config = hook.script.config.clone().unwrap_or_default().into_bytes();
+                spec.timeout = timeout;
+                spec.fresh_instance = hook.fresh_instance;
+                spec.policy = match hook.failure_mode {
+                    FailureMode::FailClosed => FailurePolicy::FailClosed,
+                    FailureMode::FailOpen => FailurePolicy::FailOpen,
+                };
+                Ok(spec)
+            }
+            Err(reason) => {
+                tracing::warn!(target: "hook", unit = %unit.id, hook = %hook.id, "hook cannot run: {reason}");
+                Err(reason)
+            }
+        };
+        let inline = timeout <= Duration::from_millis(self.settings.inline_timeout_ms);
+        Ok(CompiledHook {
+            id: hook.id.clone(),
+            unit: unit.id.clone(),
+            matcher,
+            groups: hook
+                .applies_to
+                .as_ref()
+                .map(|a| a.groups.clone())
+                .unwrap_or_default(),
+            fail_open: hook.failure_mode == FailureMode::FailOpen,
+            inline,
+            runnable,
+        })
+    }
+
+    /// Largest body a hook is handed.
+    pub fn max_body_bytes(&self) -> usize {
+        self.settings.max_body_bytes
+    }
+
+    fn lock_modules(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledModule>>> {
+        self.modules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where the module store keeps the bytes of a module: `<dir>/<sha256>.wasm`.
+pub fn module_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!("{sha256}.wasm"))
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A unit's compiled hooks by service key.
+#[derive(Default)]
+pub struct UnitHooks {
+    by_service: HashMap<String, Vec<Arc<CompiledHook>>>,
+}
+
+impl UnitHooks {
+    /// The hooks a route of `program` at `port` runs: the port-specific list
+    /// (`http-3000`) first, then the program-wide one (`http`).
+    pub fn for_service(&self, program: &str, port: u32) -> Option<Arc<RouteHooks>> {
+        let specific = self.by_service.get(&format!("{program}-{port}"));
+        let general = self.by_service.get(program);
+        let hooks: Vec<Arc<CompiledHook>> = specific
+            .into_iter()
+            .chain(general)
+            .flatten()
+            .cloned()
+            .collect();
+        (!hooks.is_empty()).then(|| Arc::new(RouteHooks { hooks }))
+    }
+}
+
+/// The ordered hooks of one route.
+pub struct RouteHooks {
+    hooks: Vec<Arc<CompiledHook>>,
+}
+
+impl RouteHooks {
+    /// The first hook that accepts the request (method, path, headers, group).
+    pub fn select<B>(&self, req: &Request<B>, group: Option<&str>) -> Option<&Arc<CompiledHook>> {
+        self.hooks.iter().find(|h| h.accepts(req, group))
+    }
+}
+
+/// One placed hook, ready to run.
+pub struct CompiledHook {
+    pub id: String,
+    unit: String,
+    matcher: Matcher,
+    groups: Vec<String>,
+    fail_open: bool,
+    inline: bool,
+    /// The engine's spec, or why the hook cannot run (module missing or invalid).
+    runnable: Result<HookSpec, String>,
+}
+
+impl CompiledHook {
+    fn accepts<B>(&self, req: &Request<B>, group: Option<&str>) -> bool {
+        let group_ok = self.groups.is_empty()
+            || group.is_some_and(|g| self.groups.iter().any(|allowed| allowed == g));
+        group_ok && self.matcher.matches(req)
+    }
+
+    fn callbacks(&self) -> Callbacks {
+        self.runnable
+            .as_ref()
+            .map(|spec| spec.module.callbacks())
+            .unwrap_or_default()
+    }
+}
+
+/// `match`: every present criterion must hold.
+struct Matcher {
+    methods: Option<Vec<Method>>,
+    path: Option<Vec<GlobPart>>,
+    headers: Vec<(HeaderName, Option<Vec<u8>>)>,
+}
+
+impl Matcher {
+    fn compile(hook: &Hook) -> Result<Self, String> {
+        let methods = hook
+            .matcher
+            .method
+            .as_ref()
+            .map(|m| {
+                let names: Vec<&String> = match m {
+                    OneOrMany::One(one) => vec![one],
+                    OneOrMany::Many(many) => many.iter().collect(),
+                };
+                names
+                    .into_iter()
+                    .map(|n| {
+                        Method::from_bytes(n.to_ascii_uppercase().as_bytes())
+                            .map_err(|_| format!("bad method `{n}`"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let path = hook.matcher.path.as_deref().map(compile_glob);
+        let headers = hook
+            .matcher
+            .headers
+            .iter()
+            .map(|(name, want)| {
+                let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("bad header name `{name}`"))?;
+                let want = match want {
+                    serde_json::Value::Bool(true) => None,
+                    serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
+                    other => {
+                        return Err(format!(
+                            "header `{name}`: expected a string or true, got {other}"
+                        ))
+                    }
+                };
+                Ok((name, want))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            methods,
+            path,
+            headers,
+        })
+    }
+
+    fn matches<B>(&self, req: &Request<B>) -> bool {
+        if let Some(methods) = &self.methods {
+            if !methods.contains(req.method()) {
+                return false;
+            }
+        }
+        if let Some(glob) = &self.path {
+            if !glob_matches(glob, req.uri().path().as_bytes()) {
+                return false;
+            }
+        }
+        self.headers.iter().all(|(name, want)| {
+            let mut values = req.headers().get_all(name).iter();
+            match want {
+                None => values.next().is_some(),
+                Some(want) => values.any(|v| v.as_bytes() == want.as_slice()),
+            }
+        })
+    }
+}
+
+/// A path glob: `*` matches within one segment, `**` across segments.
+#[derive(Debug, Clone, PartialEq)]
+enum GlobPart {
+    Literal(Vec<u8>),
+    Star,
+    DoubleStar,
+}
+
+fn compile_glob(pattern: &str) -> Vec<GlobPart> {
+    let mut parts = Vec::new();
+    let mut literal = Vec::new();
+    let bytes = pattern.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'*' {
+            if !literal.is_empty() {
+                parts.push(GlobPart::Literal(std::mem::take(&mut literal)));
+            }
+            if bytes.get(i + 1) == Some(&b'*') {
+                parts.push(GlobPart::DoubleStar);
+                i += 2;
+            } else {
+                parts.push(GlobPart::Star);
+                i += 1;
+            }
+        } else {
+            literal.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(GlobPart::Literal(literal));
+    }
+    parts
+}
+
+fn glob_matches(glob: &[GlobPart], path: &[u8]) -> bool {
+    match glob.split_first() {
+        None => path.is_empty(),
+        Some((GlobPart::Literal(lit), rest)) => {
+            path.starts_with(lit) && glob_matches(rest, &path[lit.len()..])
+        }
+        Some((GlobPart::Star, rest)) => {
+            let segment_end = path.iter().position(|b| *b == b'/').unwrap_or(path.len());
+            (0..=segment_end).any(|n| glob_matches(rest, &path[n..]))
+        }
+        Some((GlobPart::DoubleStar, rest)) => {
+            (0..=path.len()).any(|n| glob_matches(rest, &path[n..]))
+        }
+    }
+}
+
+/// Who is asking, for the hook's properties.
+pub struct Caller<'a> {
+    pub client: std::net::SocketAddr,
+    pub group: Option<&'a str>,
+}
+
+/// A hook that ran its request phase and may run its response phase.
+pub struct HookRun {
+    session: HookSession,
+    hook: Arc<CompiledHook>,
+    metrics: Arc<WorkerMetrics>,
+}
+
+/// The request phase's decision.
+pub enum RequestStep<B> {
+    /// Forward the (possibly edited) request; the run continues in the response phase
+    /// (boxed: a session is large, and most requests carry no run).
+    Forward(Request<B>, Option<Box<HookRun>>),
+    /// Answer the client with this instead.
+    Answer(Response<Bytes>),
+}
+
+/// Runs the request phase of `hook`. `buffer` turns the client body into bytes (bounded)
+/// when the guest reads bodies; `rebuild` makes the forwarded body from them.
+pub async fn request_phase<B>(
+    host: &HookHost,
+    hook: &Arc<CompiledHook>,
+    metrics: &Arc<WorkerMetrics>,
+    caller: Caller<'_>,
+    req: Request<B>,
+    rebuild: impl FnOnce(Bytes) -> B,
+) -> RequestStep<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let spec = match &hook.runnable {
+        Ok(spec) => spec,
+        Err(reason) => {
+            let reason = format!("hook {} cannot run: {reason}", hook.id);
+            return match unrunnable(hook, metrics, &reason) {
+                Some(answer) => RequestStep::Answer(answer),
+                None => RequestStep::Forward(req, None),
+            };
+        }
+    };
+    let engine = match host.engine() {
+        Ok(engine) => engine.clone(),
+        Err(reason) => {
+            return match unrunnable(hook, metrics, &reason) {
+                Some(answer) => RequestStep::Answer(answer),
+                None => RequestStep::Forward(req, None),
+            }
+        }
+    };
+    let (mut head, body) = req.into_parts();
+    let mut parts = request_parts(&head);
+    let body = if hook.callbacks().request_body && !body.is_end_stream() {
+        match collect_bounded(body, host.max_body_bytes()).await {
+            Ok(bytes) => {
+                parts.body = Some(bytes.to_vec());
+                Err(bytes)
+            }
+            Err(Collect::TooLarge) => {
+                metrics.hook(HookResult::Failed(FailureKind::BodyTooLarge));
+                return RequestStep::Answer(json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "HOOK_BODY_TOO_LARGE",
+                    "The request body exceeds what a hook may buffer",
+                    true,
+                ));
+            }
+            Err(Collect::Failed) => {
+                return RequestStep::Answer(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "The request body could not be read",
+                    true,
+                ));
+            }
+        }
+    } else {
+        Ok(body)
+    };
+    let context = RequestContext {
+        container_id: hook.unit.clone(),
+        source: Some(caller.client),
+        destination: None,
+        matched_group: caller.group.map(str::to_string),
+        request_id: head
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let session = engine.session(spec, context);
+    let (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
+    let run = HookRun {
+        session,
+        hook: hook.clone(),
+        metrics: metrics.clone(),
+    };
+    match outcome {
+        HookOutcome::Continue(changes) => {
+            metrics.hook(HookResult::Continue);
+            if !changes.is_empty() {
+                apply_request(&mut head, &parts, &changes);
+            }
+            let body = match body {
+                Ok(stream) => stream,
+                Err(original) => rebuild(
+                    parts
+                        .body
+                        .filter(|_| changes.body_replaced)
+                        .map(Bytes::from)
+                        .unwrap_or(original),
+                ),
+            };
+            if changes.body_replaced {
+                head.headers.remove(header::CONTENT_LENGTH);
+            }
+            let keep = if hook.callbacks().response_phase() {
+                Some(Box::new(run))
+            } else {
+                run.finish();
+                None
+            };
+            RequestStep::Forward(Request::from_parts(head, body), keep)
+        }
+        HookOutcome::LocalResponse(local) => {
+            metrics.hook(HookResult::Respond);
+            run.finish();
+            RequestStep::Answer(local_response(local))
+        }
+        HookOutcome::Failed(failure) => {
+            metrics.hook(HookResult::Failed(failure.kind));
+            run.finish();
+            if failure.policy == FailurePolicy::FailOpen {
+                metrics.hook_fail_open();
+                let body = match body {
+                    Ok(stream) => stream,
+                    Err(original) => rebuild(original),
+                };
+                return RequestStep::Forward(Request::from_parts(head, body), None);
+            }
+            RequestStep::Answer(local_response(failure.response))
+        }
+    }
+}
+
+impl HookRun {
+    /// Runs the response phase on the upstream's response head (and body, bounded, when
+    /// the guest reads it). Returns the response to send: edited, replaced by the guest's
+    /// local response, or by the failure response (fail-closed).
+    pub async fn response_phase<B>(
+        mut self: Box<Self>,
+        host: &HookHost,
+        resp: Response<B>,
+        rebuild: impl FnOnce(Bytes) -> B,
+    ) -> Result<Response<B>, Response<Bytes>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let (mut head, body) = resp.into_parts();
+        let mut parts = ResponseParts {
+            status: head.status.as_u16(),
+            headers: header_list(&head.headers),
+            body: None,
+            trailers: Vec::new(),
+        };
+        let body = if self.hook.callbacks().response_body && !body.is_end_stream() {
+            match collect_bounded(body, host.max_body_bytes()).await {
+                Ok(bytes) => {
+                    parts.body = Some(bytes.to_vec());
+                    Err(bytes)
+                }
+                Err(_) => {
+                    self.metrics
+                        .hook(HookResult::Failed(FailureKind::BodyTooLarge));
+                    self.finish();
+                    return Err(json_error(
+                        StatusCode::BAD_GATEWAY,
+                        "HOOK_BODY_TOO_LARGE",
+                        "The upstream response exceeds what a hook may buffer",
+                        false,
+                    ));
+                }
+            }
+        } else {
+            Ok(body)
+        };
+        let inline = self.hook.inline;
+        let session = self.session;
+        let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
+        self.session = session;
+        let result = match outcome {
+            HookOutcome::Continue(changes) => {
+                self.metrics.hook(HookResult::Continue);
+                if let Some(status) = changes.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+                    head.status = status;
+                }
+                if !changes.added_headers.is_empty() || !changes.removed_headers.is_empty() {
+                    head.headers = header_map(&parts.headers);
+                }
+                let body = match body {
+                    Ok(stream) => stream,
+                    Err(original) => {
+                        let bytes = parts
+                            .body
+                            .filter(|_| changes.body_replaced)
+                            .map(Bytes::from)
+                            .unwrap_or(original);
+                        if changes.body_replaced {
+                            head.headers.remove(header::CONTENT_LENGTH);
+                        }
+                        rebuild(bytes)
+                    }
+                };
+                Ok(Response::from_parts(head, body))
+            }
+            HookOutcome::LocalResponse(local) => {
+                self.metrics.hook(HookResult::Respond);
+                Err(local_response(local))
+            }
+            HookOutcome::Failed(failure) => {
+                self.metrics.hook(HookResult::Failed(failure.kind));
+                if failure.policy == FailurePolicy::FailOpen {
+                    self.metrics.hook_fail_open();
+                    let body = match body {
+                        Ok(stream) => stream,
+                        Err(original) => rebuild(original),
+                    };
+                    Ok(Response::from_parts(head, body))
+                } else {
+                    Err(local_response(failure.response))
+                }
+            }
+        };
+        self.finish();
+        result
+    }
+
+    /// Ends the request's context and returns a pooled instance to its pool.
+    pub fn finish(self) {
+        let log = self.session.finish();
+        report(&self.hook, &log);
+    }
+}
+
+/// Runs one phase inline or on the blocking pool (see the module docs).
+async fn run<P: Send + 'static>(
+    inline: bool,
+    mut session: HookSession,
+    mut parts: P,
+    phase: fn(&mut HookSession, &mut P) -> HookOutcome,
+) -> (HookSession, P, HookOutcome) {
+    if inline {
+        let outcome = phase(&mut session, &mut parts);
+        return (session, parts, outcome);
+    }
+    let task = tokio::task::spawn_blocking(move || {
+        let outcome = phase(&mut session, &mut parts);
+        (session, parts, outcome)
+    });
+    match task.await {
+        Ok(done) => done,
+        // The blocking task panicked: nothing to salvage, the request fails closed.
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+/// A hook that cannot run fails like a trapped one, following its failure mode.
+fn unrunnable(
+    hook: &CompiledHook,
+    metrics: &WorkerMetrics,
+    reason: &str,
+) -> Option<Response<Bytes>> {
+    tracing::warn!(target: "hook", unit = %hook.unit, hook = %hook.id, "{reason}");
+    metrics.hook(HookResult::Failed(FailureKind::Start));
+    if hook.fail_open {
+        metrics.hook_fail_open();
+        return None;
+    }
+    Some(json_error(
+        StatusCode::BAD_GATEWAY,
+        "HOOK_FAILED",
+        "The hook for this request cannot run",
+        false,
+    ))
+}
+
+/// The hook log goes to the `hook` tracing target: guest lines at debug, the host's
+/// failure reasons (timeouts, traps) at warn (the engine logs those itself).
+fn report(hook: &CompiledHook, log: &[LogRecord]) {
+    for record in log {
+        if record.level >= LogLevel::Warn {
+            tracing::info!(target: "hook", unit = %hook.unit, hook = %hook.id, level = record.level.as_str(), "{}", record.message);
+        } else {
+            tracing::debug!(target: "hook", unit = %hook.unit, hook = %hook.id, level = record.level.as_str(), "{}", record.message);
+        }
+    }
+}
+
+fn request_parts(head: &http::request::Parts) -> RequestParts {
+    let authority = head
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    RequestParts {
+        method: head.method.as_str().to_string(),
+        path: head
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
+        authority: authority.to_string(),
+        scheme: "http".to_string(),
+        headers: header_list(&head.headers),
+        body: None,
+        trailers: Vec::new(),
+    }
+}
+
+fn header_list(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// Builds a header map from the engine's list; the engine already refused names and
+/// values that are not valid HTTP, so nothing valid is lost here.
+fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(list.len());
+    for (name, value) in list {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// Writes the guest's edits into the request head.
+fn apply_request(
+    head: &mut http::request::Parts,
+    parts: &RequestParts,
+    changes: &hook_engine::Changes,
+) {
+    if !changes.added_headers.is_empty() || !changes.removed_headers.is_empty() {
+        head.headers = header_map(&parts.headers);
+    }
+    if changes.path.is_some() {
+        if let Ok(uri) = Uri::try_from(parts.path.as_str()) {
+            head.uri = uri;
+        }
+    }
+    if changes.method.is_some() {
+        if let Ok(method) = Method::from_bytes(parts.method.as_bytes()) {
+            head.method = method;
+        }
+    }
+    if changes.authority.is_some() {
+        if let Ok(host) = HeaderValue::from_str(&parts.authority) {
+            head.headers.insert(header::HOST, host);
+        }
+    }
+}
+
+fn local_response(local: LocalResponse) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(local.body));
+    *resp.status_mut() = StatusCode::from_u16(local.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *resp.headers_mut() = header_map(&local.headers);
+    resp
+}
+
+/// A JSON error in the API's error shape.
+fn json_error(status: StatusCode, code: &str, message: &str, close: bool) -> Response<Bytes> {
+    let body = format!(
+        "{{\"statusCode\":{},\"message\":\"{message}\",\"code\":\"{code}\"}}",
+        status.as_u16()
+    );
+    let mut resp = Response::new(Bytes::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if close {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+enum Collect {
+    TooLarge,
+    Failed,
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (checked against the declared
+/// length first, so an oversized upload is refused before it is read).
+async fn collect_bounded<B>(mut body: B, limit: usize) -> Result<Bytes, Collect>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(Collect::TooLarge);
+    }
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            tracing::debug!(err = %e, "body read for a hook failed");
+            Collect::Failed
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(Collect::TooLarge);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glob(p: &str, path: &str) -> bool {
+        glob_matches(&compile_glob(p), path.as_bytes())
+    }
+
+    #[test]
+    fn single_star_stays_within_a_segment() {
+        assert!(glob("/api/*", "/api/items"));
+        assert!(!glob("/api/*", "/api/items/1"));
+        assert!(glob("/api/*/edit", "/api/7/edit"));
+        assert!(glob("*.json", "data.json"));
+    }
+
+    #[test]
+    fn double_star_crosses_segments() {
+        assert!(glob("/api/**", "/api/items/1"));
+        assert!(glob("/api/**", "/api/"));
+        assert!(!glob("/api/**", "/other"));
+        assert!(glob("/**/edit", "/a/b/edit"));
+        assert!(glob("/exact", "/exact"));
+        assert!(!glob("/exact", "/exact/more"));
+    }
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn matcher_checks_method_path_and_headers() {
+        let m = Matcher::compile(&hook(serde_json::json!({
+            "id": "h1", "script": {"path": "m"},
+            "match": {"method": ["get", "POST"], "path": "/api/**",
+                      "headers": {"x-flag": true, "x-env": "prod"}}
+        })))
+        .unwrap();
+        let req = |method: &str, path: &str, headers: &[(&str, &str)]| {
+            let mut b = Request::builder().method(method).uri(path);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let ok = [("x-flag", ""), ("x-env", "prod")];
+        assert!(m.matches(&req("GET", "/api/x", &ok)));
+        assert!(!m.matches(&req("DELETE", "/api/x", &ok)));
+        assert!(!m.matches(&req("GET", "/web", &ok)));
+        assert!(!m.matches(&req("GET", "/api/x", &[("x-env", "prod")])));
+        assert!(!m.matches(&req("GET", "/api/x", &[("x-flag", "1"), ("x-env", "dev")])));
+    }
+
+    #[test]
+    fn applies_to_needs_one_of_the_groups() {
+        let h = CompiledHook {
+            id: "h".into(),
+            unit: "u".into(),
+            matcher: Matcher::compile(&hook(serde_json::json!({"id":"h","script":{"path":"m"}})))
+                .unwrap(),
+            groups: vec!["admins".into()],
+            fail_open: false,
+            inline: true,
+            runnable: Err("test".into()),
+        };
+        let req = Request::new(());
+        assert!(h.accepts(&req, Some("admins")));
+        assert!(!h.accepts(&req, Some("users")));
+        assert!(!h.accepts(&req, None));
+    }
+}
