@@ -690,3 +690,80 @@ async fn public_profile_is_published_under_the_tokens_key() {
         .await;
     assert_eq!(status, 409, "a key names one token: {body}");
 }
+
+/// The server keeps recently resolved tokens for a moment; every change to
+/// the token or its user must still hold from the very next request.
+#[tokio::test]
+async fn changes_to_a_token_in_use_hold_from_the_next_request() {
+    let ctx = &setup().await;
+    let (secret, id) = ctx.token(json!({"alias": "hot"})).await;
+    let auth = bearer(&secret);
+    let path = format!("/api/v1/auth/tokens/{id}");
+    let me = |auth: String| async move {
+        ctx.call(Method::GET, "/api/v1/users/auth/me", Some(&auth), None)
+            .await
+    };
+    // Warm: several quick calls, so the last ones are served from memory.
+    for _ in 0..3 {
+        let (status, body) = me(auth.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let update = |body: Value| {
+        let path = path.clone();
+        async move {
+            let (status, resp) = ctx
+                .call(Method::PUT, &path, Some(&ctx.jwt), Some(body))
+                .await;
+            assert_eq!(status, 200, "{resp}");
+        }
+    };
+
+    update(json!({"alias": "renamed"})).await;
+    let (_, body) = me(auth.clone()).await;
+    assert_eq!(
+        body["data"]["auth_token"]["token"]["alias"], "renamed",
+        "{body}"
+    );
+
+    update(json!({"permissions": {"containers": {"read": true}}})).await;
+    let (status, body) = me(auth.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "INSUFFICIENT_PERMISSIONS");
+    update(json!({"permissions": {"resources": {"read_account": true}}})).await;
+    assert_eq!(me(auth.clone()).await.0, 200);
+
+    update(json!({"ip_whitelist": ["10.9.8.7"]})).await;
+    let (status, body) = me(auth.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "IP_NOT_ALLOWED");
+    update(json!({"ip_whitelist": "*"})).await;
+    assert_eq!(me(auth.clone()).await.0, 200);
+
+    update(json!({"is_enabled": false})).await;
+    let (status, body) = me(auth.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "TOKEN_DISABLED");
+    update(json!({"is_enabled": true})).await;
+    assert_eq!(me(auth.clone()).await.0, 200);
+
+    // A change to the user shows through the token at once.
+    let (status, body) = me(ctx.jwt.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let user_id = body["data"]["id"].as_str().expect("user id").to_string();
+    let (status, body) = ctx
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{user_id}"),
+            Some(&ctx.jwt),
+            Some(json!({"alias": "Pat"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = me(auth.clone()).await;
+    assert_eq!(body["data"]["alias"], "Pat", "{body}");
+
+    let (status, _) = ctx.call(Method::DELETE, &path, Some(&ctx.jwt), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = me(auth.clone()).await;
+    assert_eq!(status, 401, "{body}");
+}

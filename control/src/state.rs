@@ -21,6 +21,8 @@ pub struct Inner {
     pub mailer: Mailer,
     pub limits: Limits,
     pub activity: ActivityLog,
+    /// API-token callers resolved recently (`auth::cache`).
+    pub principals: crate::auth::cache::PrincipalCache,
     /// The embedded data plane: `serve` binds it to the proxy address; the
     /// control plane applies configuration to it and serves its metrics.
     pub dataplane: dataplane::DataPlane,
@@ -110,6 +112,7 @@ impl AppState {
                 mailer,
                 limits,
                 activity,
+                principals: Default::default(),
                 publisher: crate::publish::Publisher::new(dataplane.clone()),
                 dataplane,
                 nodes: crate::nodes::registry::NodeRegistry::new(),

@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Index, Table};
+use crate::store::Table;
 
+/// Grouped by user id (`Store::put_in_group`): a user's log is one prefix
+/// scan, and recording a request is one write. Ids sort by time, so each
+/// group is in time order.
 pub const ACTIVITY: Table<Activity> = Table::new("activity");
-/// user id -> activity ids (ids sort by time).
-pub const ACTIVITY_BY_USER: Index = Index::new("activity_by_user");
 
 #[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct Activity {

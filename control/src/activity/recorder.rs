@@ -1,7 +1,8 @@
 //! Writes activity records for authenticated requests off the request
-//! path: handlers hand records to a channel and one task writes them in
-//! batches, one transaction per batch, so a busy API does one sled write
-//! per batch rather than per request.
+//! path: handlers queue cheap drafts and one task writes them in batches.
+//! Each record is a single key in one tree (`Store::put_in_group`), so no
+//! transaction is needed: sled transactions take a store-wide lock that
+//! stalls every reader (token and user lookups) while a batch commits.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use crate::auth::principal::Principal;
 use crate::store::Store;
 use crate::wire::{format_time, new_id};
 
-use super::model::{Activity, ACTIVITY, ACTIVITY_BY_USER};
+use super::model::{Activity, ACTIVITY};
 
 /// Records queued beyond this are dropped (and counted in the log) rather
 /// than letting a flood of requests grow memory without bound.
@@ -135,14 +136,10 @@ async fn write_batches(store: Store, shared: Arc<Shared>) {
         }
         let store = store.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let records: Vec<Activity> = drafts.into_iter().map(finish).collect();
-            store.tx(|tx| {
-                for a in &records {
-                    tx.put(&ACTIVITY, &a.id, a)?;
-                    tx.add_multi(&ACTIVITY_BY_USER, &a.user_id, &a.id)?;
-                }
-                Ok(())
-            })
+            drafts
+                .into_iter()
+                .map(finish)
+                .try_for_each(|a| store.put_in_group(&ACTIVITY, &a.user_id, &a.id, &a))
         })
         .await;
         match written {

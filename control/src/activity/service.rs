@@ -9,11 +9,9 @@ use crate::events::service::parse_date;
 use crate::state::AppState;
 use crate::wire::{is_id, lenient, parse_time, PageRequest, Validator};
 
-use super::model::{Activity, ACTIVITY, ACTIVITY_BY_USER};
+use super::model::{Activity, ACTIVITY};
 
 const DEFAULT_LIMIT: u64 = 50;
-/// Records removed per transaction when pruning.
-const PRUNE_BATCH: usize = 1000;
 
 /// `activity.list` query.
 #[derive(Deserialize, Debug, Default, utoipa::IntoParams)]
@@ -92,7 +90,7 @@ pub fn list(
         .unwrap_or(0)
         .max(if q.errors_only == Some(true) { 400 } else { 0 });
     let max = q.max_status.unwrap_or(u64::MAX);
-    let mut records = state.store.owned(&ACTIVITY_BY_USER, user_id, &ACTIVITY)?;
+    let mut records = state.store.group(&ACTIVITY, user_id)?;
     records.retain(|a| {
         let status = u64::from(a.status_code);
         let at = parse_time(&a.created_at);
@@ -131,7 +129,7 @@ pub struct ActivityStats {
 }
 
 pub fn stats(state: &AppState, user_id: &str) -> Result<ActivityStats, ApiError> {
-    let records = state.store.owned(&ACTIVITY_BY_USER, user_id, &ACTIVITY)?;
+    let records = state.store.group(&ACTIVITY, user_id)?;
     let total_size_bytes = records
         .iter()
         .map(|a| serde_json::to_vec(a).map(|b| b.len() as u64).unwrap_or(0))
@@ -155,21 +153,7 @@ pub fn prune_older_than(state: &AppState, retention_days: u32) -> Result<u64, Ap
     // Ids start with their creation second as 8 hex digits: every id below
     // this bound is older than the cutoff.
     let bound = hex::encode((cutoff.unix_timestamp().max(0) as u32).to_be_bytes());
-    let mut removed = 0;
-    loop {
-        let batch = state.store.scan_before(&ACTIVITY, &bound, PRUNE_BATCH)?;
-        if batch.is_empty() {
-            return Ok(removed);
-        }
-        state.store.tx(|tx| {
-            for a in &batch {
-                tx.remove(&ACTIVITY, &a.id)?;
-                tx.remove_multi(&ACTIVITY_BY_USER, &a.user_id, &a.id)?;
-            }
-            Ok(())
-        })?;
-        removed += batch.len() as u64;
-    }
+    Ok(state.store.remove_in_groups_before(&ACTIVITY, &bound)?)
 }
 
 #[cfg(test)]
@@ -196,16 +180,11 @@ mod tests {
             token_id: None,
             created_at: created_at.into(),
         };
-        state
-            .store
-            .tx(|tx| {
-                tx.put(&ACTIVITY, id, &a)?;
-                tx.add_multi(&ACTIVITY_BY_USER, user, id)
-            })
-            .unwrap();
+        state.store.put_in_group(&ACTIVITY, user, id, &a).unwrap();
     }
 
     const ALICE: &str = "aaaaaaaaaaaaaaaaaaaaaaaa";
+    const BOB: &str = "bbbbbbbbbbbbbbbbbbbbbbbb";
 
     #[tokio::test]
     async fn lists_newest_first_with_filters_and_metadata() {
@@ -253,9 +232,27 @@ mod tests {
             "1970-01-01T00:00:01Z",
         );
         put(&s, &crate::wire::new_id(), ALICE, 200, &crate::wire::now());
+        // Another user's old records go too; their recent ones stay.
+        put(
+            &s,
+            "000000020000000000000000",
+            BOB,
+            200,
+            "1970-01-01T00:00:02Z",
+        );
+        put(
+            &s,
+            "000000030000000000000000",
+            BOB,
+            200,
+            "1970-01-01T00:00:03Z",
+        );
+        put(&s, &crate::wire::new_id(), BOB, 200, &crate::wire::now());
         assert_eq!(prune_older_than(&s, 0).unwrap(), 0);
-        assert_eq!(prune_older_than(&s, 90).unwrap(), 1);
+        assert_eq!(prune_older_than(&s, 90).unwrap(), 3);
+        assert_eq!(prune_older_than(&s, 90).unwrap(), 0);
         assert_eq!(stats(&s, ALICE).unwrap().total_records, 1);
-        assert!(s.store.ids(&ACTIVITY_BY_USER, ALICE).unwrap().len() == 1);
+        assert_eq!(stats(&s, BOB).unwrap().total_records, 1);
+        assert_eq!(s.store.group(&ACTIVITY, ALICE).unwrap().len(), 1);
     }
 }

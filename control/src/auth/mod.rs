@@ -1,6 +1,7 @@
 //! Accounts and sessions: signup, email verification, password reset,
 //! login, refresh, logout, identity claims (`authentication.*`).
 
+pub mod cache;
 pub mod jwt;
 pub mod model;
 pub mod password;

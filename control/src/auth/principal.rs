@@ -12,6 +12,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
+use super::cache;
 use super::permission::{grants, Permission};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -125,18 +126,57 @@ pub fn resolve(
         });
     };
     let realm_id = realm_from_query(query);
-    let result = if token.starts_with(crate::tokens::secret::PREFIX) {
-        crate::tokens::service::authenticate(state, token, ip, realm_id.as_deref())
-    } else {
-        crate::auth::session::authenticate(state, token)
-    };
-    match result {
+    if token.starts_with(crate::tokens::secret::PREFIX) {
+        return resolve_api_token(state, token, realm_id, ip);
+    }
+    match crate::auth::session::authenticate(state, token) {
         Ok((user, credential)) => AuthState::Authenticated(Arc::new(Principal {
             user,
             credential,
             realm_id,
             ip,
         })),
+        Err(err) => AuthState::Rejected(err),
+    }
+}
+
+/// An `hdy_` token: from the principal cache when its records have not
+/// changed, else from the store (and then cached).
+fn resolve_api_token(
+    state: &AppState,
+    token: &str,
+    realm_id: Option<String>,
+    ip: IpAddr,
+) -> AuthState {
+    let key = cache::token_key(token);
+    // Read before the records, so a write racing with this request leaves
+    // the entry below already stale.
+    let versions = cache::versions(&state.store);
+    if let Some(p) = state
+        .principals
+        .get(&key, ip, realm_id.as_deref(), versions)
+    {
+        return AuthState::Authenticated(p);
+    }
+    match crate::tokens::service::authenticate(state, token, ip, realm_id.as_deref()) {
+        Ok((user, credential)) => {
+            let expires_at = match &credential {
+                Credential::ApiToken(t) => {
+                    t.expires_at.as_deref().and_then(crate::wire::parse_time)
+                }
+                Credential::Session { .. } => None,
+            };
+            let principal = Arc::new(Principal {
+                user,
+                credential,
+                realm_id,
+                ip,
+            });
+            state
+                .principals
+                .put(key, principal.clone(), versions, expires_at);
+            AuthState::Authenticated(principal)
+        }
         Err(err) => AuthState::Rejected(err),
     }
 }

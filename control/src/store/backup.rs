@@ -89,6 +89,7 @@ pub fn import_from_file(store: &Store, path: &Path) -> StoreResult<u64> {
             .insert(key, value)?;
         count += 1;
     }
+    store.bump_all();
     store.flush()?;
     Ok(count)
 }

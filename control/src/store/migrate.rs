@@ -4,7 +4,7 @@
 use super::{Store, StoreError, StoreResult};
 
 /// The schema this binary writes.
-pub const CURRENT: u64 = 1;
+pub const CURRENT: u64 = 2;
 
 const KEY: &str = "schema_version";
 
@@ -15,10 +15,46 @@ struct Migration {
 }
 
 /// Version 1 is the initial layout: nothing to transform.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    apply: |_| Ok(()),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        apply: |_| Ok(()),
+    },
+    Migration {
+        version: 2,
+        apply: group_activity,
+    },
+];
+
+/// Version 2: activity records move from `id` keys plus the
+/// `activity_by_user` index to `user_id \0 id` keys in `activity` alone
+/// (one write per record, no transaction). Safe to re-run after a crash:
+/// grouped keys are skipped and the index is cleared last.
+fn group_activity(store: &Store) -> StoreResult<()> {
+    #[derive(serde::Deserialize)]
+    struct Owner {
+        user_id: String,
+    }
+    let activity = store.tree("activity")?;
+    for item in activity.iter() {
+        let (key, value) = item?;
+        if key.contains(&0) {
+            continue;
+        }
+        let owner: Owner =
+            serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                tree: "activity",
+                source,
+            })?;
+        let mut grouped = owner.user_id.into_bytes();
+        grouped.push(0);
+        grouped.extend_from_slice(&key);
+        activity.insert(grouped, value)?;
+        activity.remove(key)?;
+    }
+    store.tree("activity_by_user")?.clear()?;
+    Ok(())
+}
 
 pub fn run(store: &Store) -> StoreResult<()> {
     let found = match store.meta_get(KEY)? {
@@ -43,4 +79,48 @@ pub fn run(store: &Store) -> StoreResult<()> {
         tracing::info!(version = migration.version, "store migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store left by schema 1: activity under bare ids plus the index.
+    #[test]
+    fn version_2_groups_activity_by_user() {
+        let store = Store::temporary().unwrap();
+        let activity = store.tree("activity").unwrap();
+        let index = store.tree("activity_by_user").unwrap();
+        for (id, user) in [
+            ("000000010000000000000000", "u1"),
+            ("000000020000000000000000", "u2"),
+        ] {
+            let record = serde_json::json!({"id": id, "user_id": user});
+            activity
+                .insert(id, serde_json::to_vec(&record).unwrap())
+                .unwrap();
+            index.insert(format!("{user}\0{id}"), &[] as &[u8]).unwrap();
+        }
+        store.meta_set(KEY, &1u64.to_be_bytes()).unwrap();
+
+        run(&store).unwrap();
+        // A second run (a crash before the version was written) changes nothing.
+        store.meta_set(KEY, &1u64.to_be_bytes()).unwrap();
+        run(&store).unwrap();
+
+        let keys: Vec<Vec<u8>> = activity
+            .iter()
+            .keys()
+            .map(|k| k.unwrap().to_vec())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                b"u1\x00000000010000000000000000".to_vec(),
+                b"u2\x00000000020000000000000000".to_vec()
+            ]
+        );
+        assert!(index.is_empty());
+        assert_eq!(store.meta_get(KEY).unwrap().unwrap(), CURRENT.to_be_bytes());
+    }
 }

@@ -14,8 +14,10 @@
 mod backup;
 mod migrate;
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -103,7 +105,9 @@ pub const TREES: &[&str] = &[
     "api_tokens_by_public_key",
     "events",
     "events_by_user",
+    // Grouped by user (`Store::put_in_group`).
     "activity",
+    // Empty since schema 2; kept so backups made before restore.
     "activity_by_user",
     "projects",
     "projects_by_owner",
@@ -130,6 +134,16 @@ pub const TREES: &[&str] = &[
     "proxy_documents_containers",
     "proxy_documents_projects",
 ];
+
+// Transactions note the trees they write in a 64-bit mask.
+const _: () = assert!(TREES.len() <= 64);
+
+fn tree_index(name: &'static str) -> StoreResult<usize> {
+    TREES
+        .iter()
+        .position(|t| *t == name)
+        .ok_or(StoreError::UnknownTree(name))
+}
 
 fn multi_key(key: &str, id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 1 + id.len());
@@ -159,6 +173,9 @@ fn encode<V: Serialize>(value: &V) -> StoreResult<Vec<u8>> {
 pub struct Store {
     db: sled::Db,
     trees: std::sync::Arc<Vec<sled::Tree>>,
+    /// One write counter per tree, bumped after every write to it has
+    /// landed: caches of decoded records compare it to know they are stale.
+    versions: std::sync::Arc<Vec<AtomicU64>>,
 }
 
 impl Store {
@@ -184,17 +201,44 @@ impl Store {
         let store = Store {
             db,
             trees: std::sync::Arc::new(trees),
+            versions: std::sync::Arc::new(TREES.iter().map(|_| AtomicU64::new(0)).collect()),
         };
         migrate::run(&store)?;
         Ok(store)
     }
 
     fn tree(&self, name: &'static str) -> StoreResult<&sled::Tree> {
-        TREES
-            .iter()
-            .position(|t| *t == name)
-            .map(|i| &self.trees[i])
-            .ok_or(StoreError::UnknownTree(name))
+        Ok(&self.trees[tree_index(name)?])
+    }
+
+    /// How many writes tree `name` has seen since the store was opened.
+    /// Read it before reading records: a cache entry built from those
+    /// records is current while the number has not moved. Writes bump it
+    /// only after they are visible, so a reader never pairs a new number
+    /// with old records.
+    pub fn version(&self, name: &'static str) -> u64 {
+        tree_index(name)
+            .map(|i| self.versions[i].load(Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
+    fn bump(&self, mask: u64) {
+        for (i, v) in self.versions.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                v.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn bump_tree(&self, name: &'static str) {
+        if let Ok(i) = tree_index(name) {
+            self.bump(1 << i);
+        }
+    }
+
+    /// After a write that bypassed the typed API (backup import).
+    pub(crate) fn bump_all(&self) {
+        self.bump(u64::MAX);
     }
 
     pub fn get<V: DeserializeOwned>(&self, table: &Table<V>, id: &str) -> StoreResult<Option<V>> {
@@ -207,8 +251,9 @@ impl Store {
     /// Writes one record outside a transaction: for single-record updates
     /// that touch no index (timestamps, counters).
     pub fn put<V: Serialize>(&self, table: &Table<V>, id: &str, value: &V) -> StoreResult<()> {
-        self.tree(table.name)?
-            .insert(id.as_bytes(), encode(value)?)?;
+        let result = self.tree(table.name)?.insert(id.as_bytes(), encode(value)?);
+        self.bump_tree(table.name);
+        result?;
         Ok(())
     }
 
@@ -223,27 +268,81 @@ impl Store {
             .collect()
     }
 
-    /// Up to `limit` records whose keys sort before `bound`, in key order.
-    /// Ids start with their creation second, so this reads the oldest
-    /// records of a table without scanning the rest.
-    pub fn scan_before<V: DeserializeOwned>(
+    pub fn count<V>(&self, table: &Table<V>) -> StoreResult<usize> {
+        Ok(self.tree(table.name)?.len())
+    }
+
+    /// Writes one record of a grouped table under `owner`: key `owner \0 id`.
+    /// A single-key write is atomic by itself and, unlike [`Store::tx`],
+    /// takes no store-wide lock, so readers never wait on it. For tables
+    /// read only per owner (a log), this replaces a record plus an index.
+    pub fn put_in_group<V: Serialize>(
         &self,
         table: &Table<V>,
-        bound: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<V>> {
+        owner: &str,
+        id: &str,
+        value: &V,
+    ) -> StoreResult<()> {
+        let result = self
+            .tree(table.name)?
+            .insert(multi_key(owner, id), encode(value)?);
+        self.bump_tree(table.name);
+        result?;
+        Ok(())
+    }
+
+    /// Every record of a grouped table under `owner`, in id order.
+    pub fn group<V: DeserializeOwned>(&self, table: &Table<V>, owner: &str) -> StoreResult<Vec<V>> {
         self.tree(table.name)?
-            .range(..bound.as_bytes())
-            .take(limit)
-            .map(|item| {
-                let (_, bytes) = item?;
-                decode(table.name, &bytes)
-            })
+            .scan_prefix(multi_prefix(owner))
+            .values()
+            .map(|v| decode(table.name, &v?))
             .collect()
     }
 
-    pub fn count<V>(&self, table: &Table<V>) -> StoreResult<usize> {
-        Ok(self.tree(table.name)?.len())
+    /// Removes, in every group of a grouped table, the records whose id
+    /// sorts before `bound`; returns how many went. Seeks owner by owner,
+    /// so it reads only what it removes plus one key per owner.
+    pub fn remove_in_groups_before<V>(&self, table: &Table<V>, bound: &str) -> StoreResult<u64> {
+        /// Keys removed per pass over one owner's range.
+        const CHUNK: usize = 1000;
+        let tree = self.tree(table.name)?;
+        let mut removed = 0;
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = tree.range(from.as_slice()..).next() {
+            let (key, _) = item?;
+            let Some(sep) = key.iter().position(|b| *b == 0) else {
+                // Not a grouped key: step over it.
+                from = key.to_vec();
+                from.push(0);
+                continue;
+            };
+            let owner = &key[..sep];
+            let mut end = owner.to_vec();
+            end.push(0);
+            end.extend_from_slice(bound.as_bytes());
+            loop {
+                let keys = tree
+                    .range(&key[..=sep]..end.as_slice())
+                    .keys()
+                    .take(CHUNK)
+                    .collect::<Result<Vec<_>, _>>()?;
+                for k in &keys {
+                    tree.remove(k)?;
+                }
+                removed += keys.len() as u64;
+                if keys.len() < CHUNK {
+                    break;
+                }
+            }
+            // `owner \1` sorts after every `owner \0 …` and before the next owner.
+            from = owner.to_vec();
+            from.push(1);
+        }
+        if removed > 0 {
+            self.bump_tree(table.name);
+        }
+        Ok(removed)
     }
 
     /// The id a unique index maps `key` to.
@@ -286,14 +385,20 @@ impl Store {
     /// Runs `f` as one atomic transaction over every tree. `f` may run more
     /// than once on conflict, so it must not have side effects outside `tx`.
     pub fn tx<R>(&self, f: impl Fn(&Tx<'_>) -> StoreResult<R>) -> StoreResult<R> {
+        let written = Cell::new(0u64);
         let result = self.trees.as_slice().transaction(|trees| {
-            let tx = Tx { trees };
+            let tx = Tx {
+                trees,
+                written: &written,
+            };
             f(&tx).map_err(|e| match e {
                 StoreError::Sled(err) => ConflictableTransactionError::Storage(err),
                 StoreError::TxConflict => ConflictableTransactionError::Conflict,
                 other => ConflictableTransactionError::Abort(other),
             })
         });
+        // Also after an abort: a needless bump only costs a cache refill.
+        self.bump(written.get());
         match result {
             Ok(r) => Ok(r),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -307,6 +412,7 @@ impl Store {
 
     pub fn meta_set(&self, key: &str, value: &[u8]) -> StoreResult<()> {
         self.tree("meta")?.insert(key.as_bytes(), value)?;
+        self.bump_tree("meta");
         Ok(())
     }
 
@@ -324,6 +430,8 @@ impl Store {
 /// The view of the store inside [`Store::tx`].
 pub struct Tx<'a> {
     trees: &'a [TransactionalTree],
+    /// Bit i set: tree i was written; [`Store::tx`] bumps their versions.
+    written: &'a Cell<u64>,
 }
 
 fn unabortable(e: UnabortableTransactionError) -> StoreError {
@@ -336,11 +444,14 @@ fn unabortable(e: UnabortableTransactionError) -> StoreError {
 
 impl Tx<'_> {
     fn tree(&self, name: &'static str) -> StoreResult<&TransactionalTree> {
-        TREES
-            .iter()
-            .position(|t| *t == name)
-            .map(|i| &self.trees[i])
-            .ok_or(StoreError::UnknownTree(name))
+        Ok(&self.trees[tree_index(name)?])
+    }
+
+    /// The tree `name`, noted as written.
+    fn tree_mut(&self, name: &'static str) -> StoreResult<&TransactionalTree> {
+        let i = tree_index(name)?;
+        self.written.set(self.written.get() | (1 << i));
+        Ok(&self.trees[i])
     }
 
     pub fn get<V: DeserializeOwned>(&self, table: &Table<V>, id: &str) -> StoreResult<Option<V>> {
@@ -355,14 +466,14 @@ impl Tx<'_> {
     }
 
     pub fn put<V: Serialize>(&self, table: &Table<V>, id: &str, value: &V) -> StoreResult<()> {
-        self.tree(table.name)?
+        self.tree_mut(table.name)?
             .insert(id.as_bytes(), encode(value)?)
             .map_err(unabortable)?;
         Ok(())
     }
 
     pub fn remove<V>(&self, table: &Table<V>, id: &str) -> StoreResult<()> {
-        self.tree(table.name)?
+        self.tree_mut(table.name)?
             .remove(id.as_bytes())
             .map_err(unabortable)?;
         Ok(())
@@ -378,14 +489,14 @@ impl Tx<'_> {
 
     /// Points a unique index entry at `id`.
     pub fn set_unique(&self, index: &Index, key: &str, id: &str) -> StoreResult<()> {
-        self.tree(index.name)?
+        self.tree_mut(index.name)?
             .insert(key.as_bytes(), id.as_bytes())
             .map_err(unabortable)?;
         Ok(())
     }
 
     pub fn remove_unique(&self, index: &Index, key: &str) -> StoreResult<()> {
-        self.tree(index.name)?
+        self.tree_mut(index.name)?
             .remove(key.as_bytes())
             .map_err(unabortable)?;
         Ok(())
@@ -393,14 +504,14 @@ impl Tx<'_> {
 
     /// Adds `id` under `key` in a multi index.
     pub fn add_multi(&self, index: &Index, key: &str, id: &str) -> StoreResult<()> {
-        self.tree(index.name)?
+        self.tree_mut(index.name)?
             .insert(multi_key(key, id), &[] as &[u8])
             .map_err(unabortable)?;
         Ok(())
     }
 
     pub fn remove_multi(&self, index: &Index, key: &str, id: &str) -> StoreResult<()> {
-        self.tree(index.name)?
+        self.tree_mut(index.name)?
             .remove(multi_key(key, id))
             .map_err(unabortable)?;
         Ok(())
