@@ -68,13 +68,24 @@ impl Envelope {
 
 /// JSON text of `value`; `null` for the (never expected) value serde cannot
 /// represent, such as a map with non-string keys.
-fn raw(value: &impl Serialize) -> Vec<u8> {
+pub fn raw(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// `200` with `data`.
 pub fn ok(message: &'static str, data: impl Serialize) -> Envelope {
     Envelope::new(StatusCode::OK, message, data)
+}
+
+/// `200` with `data` given as JSON text (from [`raw`]), for data a caller
+/// keeps serialised.
+pub fn ok_raw(message: &'static str, data: Vec<u8>) -> Envelope {
+    Envelope {
+        status: StatusCode::OK,
+        message,
+        data,
+        extra: Vec::new(),
+    }
 }
 
 /// `201` with `data`.

@@ -4,10 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Table;
 
-/// Grouped by user id (`Store::put_in_group`): a user's log is one prefix
-/// scan, and recording a request is one write. Ids sort by time, so each
-/// group is in time order.
-pub const ACTIVITY: Table<Activity> = Table::new("activity");
+/// Chunks of one user's records, oldest first, grouped by user id
+/// (`Store::put_in_group`) under the id of the chunk's newest record. The
+/// writer stores each user's share of a batch as one chunk, so a busy API
+/// does one store write per user per batch rather than one per request; a
+/// user's log is one prefix scan; ids sort by time, so pruning a chunk by
+/// its key drops only records past retention.
+pub const ACTIVITY: Table<Vec<Activity>> = Table::new("activity");
 
 #[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct Activity {

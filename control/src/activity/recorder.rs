@@ -1,9 +1,11 @@
 //! Writes activity records for authenticated requests off the request
-//! path: handlers queue cheap drafts and one task writes them in batches.
-//! Each record is a single key in one tree (`Store::put_in_group`), so no
-//! transaction is needed: sled transactions take a store-wide lock that
-//! stalls every reader (token and user lookups) while a batch commits.
+//! path: handlers queue cheap drafts and one task writes them in batches,
+//! each user's share of a batch as one chunk under one key
+//! (`Store::put_in_group`). One key per chunk needs no transaction: sled
+//! transactions take a store-wide lock that stalls every reader (token and
+//! user lookups) while they commit.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::auth::principal::Principal;
-use crate::store::Store;
+use crate::store::{Store, StoreResult};
 use crate::wire::{format_time, new_id};
 
 use super::model::{Activity, ACTIVITY};
@@ -25,6 +27,8 @@ const BATCH: usize = 512;
 /// rather than per request keeps the request path free of cross-thread
 /// wake-ups, which cost more than the record itself.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Records per stored chunk at most, so one value stays small.
+const CHUNK: usize = 512;
 
 /// What the request path hands over: the cheap parts only. Ids and
 /// timestamps are formatted by the writer.
@@ -119,6 +123,26 @@ fn finish(d: Draft) -> Activity {
     }
 }
 
+/// Stores a batch as chunks: per user, in queue (so time) order.
+fn write(store: &Store, drafts: Vec<Draft>) -> StoreResult<()> {
+    let mut by_user: HashMap<String, Vec<Vec<Activity>>> = HashMap::new();
+    for record in drafts.into_iter().map(finish) {
+        let chunks = by_user.entry(record.user_id.clone()).or_default();
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(record),
+            _ => chunks.push(vec![record]),
+        }
+    }
+    for (user_id, chunks) in &by_user {
+        for chunk in chunks {
+            if let Some(newest) = chunk.last() {
+                store.put_in_group(&ACTIVITY, user_id, &newest.id, chunk)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn write_batches(store: Store, shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,13 +159,7 @@ async fn write_batches(store: Store, shared: Arc<Shared>) {
             continue;
         }
         let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            drafts
-                .into_iter()
-                .map(finish)
-                .try_for_each(|a| store.put_in_group(&ACTIVITY, &a.user_id, &a.id, &a))
-        })
-        .await;
+        let written = tokio::task::spawn_blocking(move || write(&store, drafts)).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record activity"),
@@ -152,7 +170,43 @@ async fn write_batches(store: Store, shared: Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::*;
+
+    fn draft(user: &str, path: &str) -> Draft {
+        Draft {
+            user_id: user.into(),
+            realm_id: None,
+            method: axum::http::Method::GET,
+            path: path.into(),
+            status: 200,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            user_agent: String::new(),
+            token_id: None,
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_stored_as_one_chunk_per_user_in_order() {
+        let store = Store::temporary().unwrap();
+        let mut drafts: Vec<Draft> = (0..CHUNK + 2)
+            .map(|i| draft("u1", &format!("/{i}")))
+            .collect();
+        drafts.insert(1, draft("u2", "/only"));
+        write(&store, drafts).unwrap();
+
+        let u1 = store.group(&ACTIVITY, "u1").unwrap();
+        assert_eq!(u1.iter().map(Vec::len).collect::<Vec<_>>(), [CHUNK, 2]);
+        let paths: Vec<&str> = u1.iter().flatten().map(|a| a.path.as_str()).collect();
+        let expected: Vec<String> = (0..CHUNK + 2).map(|i| format!("/{i}")).collect();
+        assert_eq!(paths, expected);
+        // Each chunk sits under the id of its newest record.
+        let ids: Vec<&str> = u1.iter().flatten().map(|a| a.id.as_str()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let u2 = store.group(&ACTIVITY, "u2").unwrap();
+        assert_eq!(u2.len(), 1);
+        assert_eq!(u2[0][0].path, "/only");
+    }
 
     #[test]
     fn truncate_counts_characters_not_bytes() {

@@ -62,7 +62,7 @@ pub async fn stats(
 pub fn prune(state: &AppState) {
     match service::prune_older_than(state, state.settings.activity_retention_days) {
         Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "pruned activity records"),
+        Ok(n) => tracing::info!(chunks = n, "pruned activity records"),
         Err(e) => tracing::warn!(error = %e, "cannot prune activity"),
     }
 }

@@ -51,6 +51,12 @@ pub struct PageMetadata {
     pub pages: u64,
 }
 
+/// Every record of `user_id`, oldest first.
+fn records(state: &AppState, user_id: &str) -> Result<Vec<Activity>, ApiError> {
+    let chunks = state.store.group(&ACTIVITY, user_id)?;
+    Ok(chunks.into_iter().flatten().collect())
+}
+
 /// `activity.list`: newest first.
 pub fn list(
     state: &AppState,
@@ -90,7 +96,7 @@ pub fn list(
         .unwrap_or(0)
         .max(if q.errors_only == Some(true) { 400 } else { 0 });
     let max = q.max_status.unwrap_or(u64::MAX);
-    let mut records = state.store.group(&ACTIVITY, user_id)?;
+    let mut records = records(state, user_id)?;
     records.retain(|a| {
         let status = u64::from(a.status_code);
         let at = parse_time(&a.created_at);
@@ -129,7 +135,7 @@ pub struct ActivityStats {
 }
 
 pub fn stats(state: &AppState, user_id: &str) -> Result<ActivityStats, ApiError> {
-    let records = state.store.group(&ACTIVITY, user_id)?;
+    let records = records(state, user_id)?;
     let total_size_bytes = records
         .iter()
         .map(|a| serde_json::to_vec(a).map(|b| b.len() as u64).unwrap_or(0))
@@ -144,7 +150,8 @@ pub fn stats(state: &AppState, user_id: &str) -> Result<ActivityStats, ApiError>
 }
 
 /// Deletes records older than `retention_days` (0 keeps everything).
-/// Returns how many went.
+/// Returns how many chunks went (see [`ACTIVITY`]); a chunk goes once its
+/// newest record is past retention.
 pub fn prune_older_than(state: &AppState, retention_days: u32) -> Result<u64, ApiError> {
     if retention_days == 0 {
         return Ok(0);
@@ -180,7 +187,10 @@ mod tests {
             token_id: None,
             created_at: created_at.into(),
         };
-        state.store.put_in_group(&ACTIVITY, user, id, &a).unwrap();
+        state
+            .store
+            .put_in_group(&ACTIVITY, user, id, &vec![a])
+            .unwrap();
     }
 
     const ALICE: &str = "aaaaaaaaaaaaaaaaaaaaaaaa";
@@ -253,6 +263,6 @@ mod tests {
         assert_eq!(prune_older_than(&s, 90).unwrap(), 0);
         assert_eq!(stats(&s, ALICE).unwrap().total_records, 1);
         assert_eq!(stats(&s, BOB).unwrap().total_records, 1);
-        assert_eq!(s.store.group(&ACTIVITY, ALICE).unwrap().len(), 1);
+        assert_eq!(records(&s, ALICE).unwrap().len(), 1);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -35,6 +35,10 @@ pub struct Principal {
     /// The realm chosen with `?realm_id=`, if any.
     pub realm_id: Option<String>,
     pub ip: IpAddr,
+    /// `users.me` data as JSON text, built on first use: a cached
+    /// principal (`auth::cache`) answers many requests with it, and it
+    /// depends on nothing but the fields above.
+    pub me_json: OnceLock<Vec<u8>>,
 }
 
 impl Principal {
@@ -135,6 +139,7 @@ pub fn resolve(
             credential,
             realm_id,
             ip,
+            me_json: OnceLock::new(),
         })),
         Err(err) => AuthState::Rejected(err),
     }
@@ -171,6 +176,7 @@ fn resolve_api_token(
                 credential,
                 realm_id,
                 ip,
+                me_json: OnceLock::new(),
             });
             state
                 .principals

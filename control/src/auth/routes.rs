@@ -278,7 +278,10 @@ pub async fn logout(
         (status = 401, description = "Not authenticated")),
     security(("bearer" = [])))]
 pub async fn me(caller: Authed<ReadAccount>) -> Envelope {
-    ok("Current user", crate::users::service::me(&caller))
+    let data = caller
+        .me_json
+        .get_or_init(|| crate::wire::raw(&crate::users::service::me(&caller)));
+    crate::wire::ok_raw("Current user", data.clone())
 }
 
 /// authentication.api_issueIdentityClaim

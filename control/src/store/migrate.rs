@@ -4,7 +4,7 @@
 use super::{Store, StoreError, StoreResult};
 
 /// The schema this binary writes.
-pub const CURRENT: u64 = 2;
+pub const CURRENT: u64 = 3;
 
 const KEY: &str = "schema_version";
 
@@ -23,6 +23,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         apply: group_activity,
+    },
+    Migration {
+        version: 3,
+        apply: chunk_activity,
     },
 ];
 
@@ -81,13 +85,32 @@ pub fn run(store: &Store) -> StoreResult<()> {
     Ok(())
 }
 
+/// Version 3: each `activity` value becomes a chunk, a JSON array of
+/// records; a lone record becomes a chunk of one under the same key (its id
+/// is the chunk's newest). Arrays are left alone, so re-running is safe.
+fn chunk_activity(store: &Store) -> StoreResult<()> {
+    let activity = store.tree("activity")?;
+    for item in activity.iter() {
+        let (key, value) = item?;
+        if value.first() != Some(&b'{') {
+            continue;
+        }
+        let mut chunk = Vec::with_capacity(value.len() + 2);
+        chunk.push(b'[');
+        chunk.extend_from_slice(&value);
+        chunk.push(b']');
+        activity.insert(key, chunk)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A store left by schema 1: activity under bare ids plus the index.
     #[test]
-    fn version_2_groups_activity_by_user() {
+    fn versions_2_and_3_group_activity_by_user_in_chunks() {
         let store = Store::temporary().unwrap();
         let activity = store.tree("activity").unwrap();
         let index = store.tree("activity_by_user").unwrap();
@@ -120,6 +143,14 @@ mod tests {
                 b"u2\x00000000020000000000000000".to_vec()
             ]
         );
+        let values: Vec<serde_json::Value> = activity
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v.unwrap()).unwrap())
+            .collect();
+        assert_eq!(values[0][0]["id"], "000000010000000000000000");
+        assert_eq!(values[1][0]["user_id"], "u2");
+        assert_eq!(values[1].as_array().unwrap().len(), 1);
         assert!(index.is_empty());
         assert_eq!(store.meta_get(KEY).unwrap().unwrap(), CURRENT.to_be_bytes());
     }
