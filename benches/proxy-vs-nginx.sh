@@ -88,21 +88,9 @@ for port in $BACKEND_PORT $NGINX_PORT $HOODY_PORT; do
 done
 curl -sf -H 'Host: bench.test' "http://127.0.0.1:$HOODY_PORT/" >/dev/null || { echo "hoody proxy not answering" >&2; cat "$WORK/logs/hoody.log" >&2; exit 1; }
 
-# wrk prints p99 as e.g. "99%  1.23ms"; normalise to microseconds.
-p99_us() {
-  awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-        m = (u=="us") ? 1 : (u=="ms") ? 1000 : (u=="s") ? 1000000 : 1; printf "%.0f", v*m }'
-}
-rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
-
-run() { # name port
-  local out
-  out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.test' "http://127.0.0.1:$2/")"
-  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-    echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
-  fi
-  echo "$(rps <<<"$out") $(p99_us <<<"$out")"
-}
+# shellcheck source=benches/lib/wrk.sh
+. "$ROOT/benches/lib/wrk.sh"
+run() { wrk_run "$1" "$2" bench.test; }
 
 # Warm both paths.
 wrk -t"$THREADS" -c"$CONNS" -d2s -H 'Host: bench.test' "http://127.0.0.1:$NGINX_PORT/" >/dev/null

@@ -598,9 +598,7 @@ impl HookRun {
                 if let Some(status) = changes.status.and_then(|s| StatusCode::from_u16(s).ok()) {
                     head.status = status;
                 }
-                if !changes.added_headers.is_empty() || !changes.removed_headers.is_empty() {
-                    head.headers = header_map(&parts.headers);
-                }
+                edit_headers(&mut head.headers, &changes);
                 let body = match body {
                     Ok(stream) => stream,
                     Err(original) => {
@@ -744,15 +742,50 @@ fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
     map
 }
 
+/// Applies the guest's header edits to the map in place: each removed
+/// (name, value) pair goes (one occurrence per pair), each added one is
+/// appended. Cheaper than rebuilding the map from the guest's list, which
+/// would re-parse every header name.
+fn edit_headers(map: &mut HeaderMap, changes: &hook_engine::Changes) {
+    for (name, value) in &changes.removed_headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        let mut dropped = false;
+        let kept: Vec<HeaderValue> = map
+            .get_all(&name)
+            .iter()
+            .filter(|v| {
+                let drop = !dropped && v.as_bytes() == value.as_slice();
+                dropped |= drop;
+                !drop
+            })
+            .cloned()
+            .collect();
+        if dropped {
+            map.remove(&name);
+            for v in kept {
+                map.append(name.clone(), v);
+            }
+        }
+    }
+    for (name, value) in &changes.added_headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+}
+
 /// Writes the guest's edits into the request head.
 fn apply_request(
     head: &mut http::request::Parts,
     parts: &RequestParts,
     changes: &hook_engine::Changes,
 ) {
-    if !changes.added_headers.is_empty() || !changes.removed_headers.is_empty() {
-        head.headers = header_map(&parts.headers);
-    }
+    edit_headers(&mut head.headers, changes);
     if changes.path.is_some() {
         if let Ok(uri) = Uri::try_from(parts.path.as_str()) {
             head.uri = uri;
@@ -833,6 +866,33 @@ mod tests {
 
     fn glob(p: &str, path: &str) -> bool {
         glob_matches(&compile_glob(p), path.as_bytes())
+    }
+
+    #[test]
+    fn header_edits_remove_one_occurrence_per_pair_and_append_additions() {
+        let mut map = HeaderMap::new();
+        map.append("x-tag", HeaderValue::from_static("a"));
+        map.append("x-tag", HeaderValue::from_static("b"));
+        map.append("x-tag", HeaderValue::from_static("a"));
+        map.insert("accept", HeaderValue::from_static("*/*"));
+        let changes = hook_engine::Changes {
+            removed_headers: vec![
+                ("x-tag".to_string(), b"a".to_vec()),
+                ("accept".to_string(), b"*/*".to_vec()),
+                ("absent".to_string(), b"z".to_vec()),
+            ],
+            added_headers: vec![("x-hook".to_string(), b"blue".to_vec())],
+            ..Default::default()
+        };
+        edit_headers(&mut map, &changes);
+        let tags: Vec<&[u8]> = map.get_all("x-tag").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(tags, [b"b".as_slice(), b"a".as_slice()]);
+        assert!(map.get("accept").is_none());
+        assert_eq!(
+            map.get("x-hook").map(|v| v.as_bytes()),
+            Some(b"blue".as_slice())
+        );
+        assert_eq!(map.len(), 3);
     }
 
     #[test]

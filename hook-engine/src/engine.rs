@@ -142,7 +142,7 @@ impl HookEngine {
     pub fn session(&self, spec: &HookSpec, context: RequestContext) -> HookSession {
         HookSession {
             engine: self.inner.clone(),
-            key: (!spec.fresh_instance).then(|| PoolKey::new(&context.container_id, spec)),
+            key: (!spec.fresh_instance).then(|| PoolKey::of(&context.container_id, spec)),
             spec: spec.clone(),
             context,
             instance: None,
@@ -477,6 +477,13 @@ fn pseudo_text(pseudo: &[Header], name: &str) -> Option<String> {
 /// Writes the guest's edits into the request and describes them.
 fn apply_request(parts: &mut RequestParts, result: PhaseResult) -> Changes {
     let call = result.call;
+    if !call.request_touched {
+        return body_change(
+            call.request_body_replaced,
+            call.request_body,
+            &mut parts.body,
+        );
+    }
     let (pseudo, headers) = split_pseudo(call.request_headers);
     let mut changes = header_diff(&parts.headers, &headers);
     if let Some(path) = pseudo_text(&pseudo, ":path").filter(|p| *p != parts.path && !p.is_empty())
@@ -507,6 +514,13 @@ fn apply_request(parts: &mut RequestParts, result: PhaseResult) -> Changes {
 
 fn apply_response(parts: &mut ResponseParts, result: PhaseResult) -> Changes {
     let call = result.call;
+    if !call.response_touched {
+        return body_change(
+            call.response_body_replaced,
+            call.response_body,
+            &mut parts.body,
+        );
+    }
     let (pseudo, headers) = split_pseudo(call.response_headers);
     let mut changes = header_diff(&parts.headers, &headers);
     let status = pseudo_text(&pseudo, ":status").and_then(|s| s.parse::<u16>().ok());
@@ -521,6 +535,18 @@ fn apply_response(parts: &mut ResponseParts, result: PhaseResult) -> Changes {
         parts.body = Some(call.response_body);
     }
     changes
+}
+
+/// The changes of a phase whose header maps the guest never wrote: at most
+/// a replaced body.
+fn body_change(replaced: bool, body: Vec<u8>, target: &mut Option<Vec<u8>>) -> Changes {
+    if replaced {
+        *target = Some(body);
+    }
+    Changes {
+        body_replaced: replaced,
+        ..Changes::default()
+    }
 }
 
 /// Headers added and removed, counting repeats.

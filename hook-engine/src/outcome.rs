@@ -24,6 +24,10 @@ pub struct HookSpec {
     /// A new instance per request instead of a pooled one.
     pub fresh_instance: bool,
     pub policy: FailurePolicy,
+    /// The pool key of the last container this spec ran for, shared by clones
+    /// (checked against the fields on every use: a clone edited later, or another
+    /// container, gets a key of its own).
+    pub(crate) pool_key: Arc<std::sync::OnceLock<crate::pool::PoolKey>>,
 }
 
 impl HookSpec {
@@ -38,6 +42,7 @@ impl HookSpec {
             timeout: Duration::from_secs(1),
             fresh_instance: false,
             policy: FailurePolicy::FailClosed,
+            pool_key: Arc::default(),
         }
     }
 }

@@ -2,35 +2,116 @@
 //! a context creation instead of an instantiation. Instances that failed never come back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use crate::instance::HookInstance;
 use crate::outcome::HookSpec;
 
-/// What makes two instances interchangeable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PoolKey {
-    pub container: String,
-    pub module: String,
-    pub plugin: String,
-    pub root_id: String,
-    pub config: Vec<u8>,
+/// What makes two instances interchangeable. Cheap to clone and to hash (the
+/// hash is computed once), since every pooled request looks one up.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolKey(Arc<KeyFields>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct KeyFields {
+    container: String,
+    module: String,
+    plugin: String,
+    root_id: String,
+    config: Vec<u8>,
+    hash: u64,
 }
 
 impl PoolKey {
     pub fn new(container: &str, spec: &HookSpec) -> Self {
-        Self {
+        let mut fields = KeyFields {
             container: container.to_string(),
             module: spec.module.sha256().to_string(),
             plugin: spec.name.clone(),
             root_id: spec.root_id.clone(),
             config: spec.config.clone(),
+            hash: 0,
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (
+            &fields.container,
+            &fields.module,
+            &fields.plugin,
+            &fields.root_id,
+            &fields.config,
+        )
+            .hash(&mut hasher);
+        fields.hash = hasher.finish();
+        Self(Arc::new(fields))
+    }
+
+    /// The key of `spec` in `container`: the one the spec cached when it
+    /// still describes them (no allocation), else a new one.
+    pub fn of(container: &str, spec: &HookSpec) -> Self {
+        if let Some(key) = spec.pool_key.get() {
+            if key.describes(container, spec) {
+                return key.clone();
+            }
+            return Self::new(container, spec);
         }
+        spec.pool_key
+            .get_or_init(|| Self::new(container, spec))
+            .clone()
+    }
+
+    fn describes(&self, container: &str, spec: &HookSpec) -> bool {
+        let k = &self.0;
+        k.container == container
+            && k.module == spec.module.sha256()
+            && k.plugin == spec.name
+            && k.root_id == spec.root_id
+            && k.config == spec.config
+    }
+
+    pub fn container(&self) -> &str {
+        &self.0.container
     }
 }
 
+impl PartialEq for PoolKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for PoolKey {}
+
+impl Hash for PoolKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+/// Passes a key's precomputed hash through (the map hashes nothing else).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<PoolKey, V, BuildHasherDefault<KeyHasher>>;
+
 pub(crate) struct InstancePool {
-    idle: Mutex<HashMap<PoolKey, Vec<HookInstance>>>,
+    idle: Mutex<KeyMap<Vec<HookInstance>>>,
     max_idle_per_key: usize,
 }
 
@@ -64,7 +145,7 @@ impl InstancePool {
     /// Drops the idle instances of a container (module deleted, container removed).
     pub fn evict_container(&self, container: &str) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|key, _| key.container != container);
+        idle.retain(|key, _| key.container() != container);
     }
 
     /// Takes every idle instance out, for ticking outside the lock.
@@ -73,5 +154,40 @@ impl InstancePool {
         idle.iter_mut()
             .flat_map(|(key, list)| list.drain(..).map(move |i| (key.clone(), i)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EngineConfig, HookEngine};
+
+    #[test]
+    fn a_spec_reuses_its_key_until_its_fields_or_the_container_differ() {
+        let engine = HookEngine::new(EngineConfig::default()).expect("engine");
+        let module = engine
+            .compile_text(
+                r#"(module (memory (export "memory") 1)
+                  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+            )
+            .expect("module");
+        let spec = HookSpec::new("tagger", module);
+        let first = PoolKey::of("c1", &spec);
+        let again = PoolKey::of("c1", &spec);
+        assert!(Arc::ptr_eq(&first.0, &again.0), "cached key reused");
+
+        // A clone shares the cache; edited, it must not get the old key.
+        let mut edited = spec.clone();
+        edited.config = b"other".to_vec();
+        let other = PoolKey::of("c1", &edited);
+        assert_ne!(other, first);
+        assert_ne!(PoolKey::of("c2", &spec), first);
+
+        // Equal fields make equal keys whatever their allocation.
+        assert_eq!(PoolKey::new("c1", &spec), first);
+        let mut map: KeyMap<u8> = KeyMap::default();
+        map.insert(first, 1);
+        assert_eq!(map.get(&PoolKey::new("c1", &spec)), Some(&1));
+        assert_eq!(map.get(&other), None);
     }
 }

@@ -79,6 +79,10 @@ pub(crate) struct CallData {
     pub context: RequestContext,
     /// Values written with `proxy_set_property`, read back by `proxy_get_property`.
     pub properties: HashMap<String, Vec<u8>>,
+    /// Whether the guest wrote the request / response header map (trailers
+    /// included): an untouched phase hands nothing back to diff.
+    pub request_touched: bool,
+    pub response_touched: bool,
 }
 
 impl CallData {
@@ -92,6 +96,10 @@ impl CallData {
     }
 
     pub fn map_mut(&mut self, map: MapType) -> &mut Vec<Header> {
+        match map {
+            MapType::RequestHeaders | MapType::RequestTrailers => self.request_touched = true,
+            MapType::ResponseHeaders | MapType::ResponseTrailers => self.response_touched = true,
+        }
         match map {
             MapType::RequestHeaders => &mut self.request_headers,
             MapType::RequestTrailers => &mut self.request_trailers,

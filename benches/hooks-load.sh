@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Throughput and p99 of the data plane with and without a header-adding hook
+# (the hooks-sdk `add_header` example, pooled instances), in front of the same
+# nginx backend on loopback, runs alternating. Issue 6's target: the hooked
+# route keeps >= 90% of the plain route's throughput.
+#
+#   benches/hooks-load.sh
+#   HOODY_BIN=path/to/hoody-api RUNS=5 DURATION=10s CONNS=64 THREADS=2 benches/hooks-load.sh
+#
+# Needs: nginx (nginx-light), wrk, and the example modules
+# (hooks-sdk/build-examples.sh, run here when missing).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+THREADS="${THREADS:-2}"
+WORKERS="${WORKERS:-0}"
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+BACKEND_PORT="${BACKEND_PORT:-18090}"
+HOODY_PORT="${HOODY_PORT:-18092}"
+HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
+MODULE="$ROOT/target/hooks-examples/add_header.wasm"
+
+if [[ ! -x "$HOODY_BIN" ]]; then
+  (cd "$ROOT" && cargo build --release --bin hoody-api)
+fi
+[[ -f "$MODULE" ]] || sh "$ROOT/hooks-sdk/build-examples.sh"
+command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+[[ -x "$NGINX" ]] || { echo "nginx is required" >&2; exit 1; }
+# shellcheck source=benches/lib/wrk.sh
+. "$ROOT/benches/lib/wrk.sh"
+
+WORK="$(mktemp -d /tmp/hooks-load.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/logs" "$WORK/tmp"
+chmod 777 "$WORK/tmp"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+error_log $WORK/logs/error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/tmp/body;
+  proxy_temp_path $WORK/tmp/proxy;
+  fastcgi_temp_path $WORK/tmp/fastcgi;
+  uwsgi_temp_path $WORK/tmp/uwsgi;
+  scgi_temp_path $WORK/tmp/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$BACKEND_PORT reuseport;
+    location / { default_type text/plain; return 200 "hello from the backend\n"; }
+  }
+}
+CONF
+"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+
+cp "$MODULE" "$WORK/add_header.wasm"
+cat >"$WORK/routes.json" <<JSON
+{"routes": [
+  {"host": "plain.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"},
+  {"host": "hooked.test", "upstream": "http://127.0.0.1:$BACKEND_PORT",
+   "modules": {"add_header.wasm": "add_header.wasm"},
+   "proxy": {"default": "allow", "hooks": {"http": [
+     {"id": "01hooksbenchaddheader00000", "script": {"path": "add_header.wasm", "config": "bench"}}]}}}
+]}
+JSON
+"$HOODY_BIN" dataplane --routes "$WORK/routes.json" --listen "127.0.0.1:$HOODY_PORT" \
+  --access-log off --workers "$WORKERS" 2>"$WORK/logs/hoody.log" &
+PIDS+=($!)
+
+for _ in $(seq 100); do
+  if curl -s -o /dev/null -H 'Host: plain.test' "http://127.0.0.1:$HOODY_PORT/"; then break; fi
+  sleep 0.1
+done
+curl -sf -D - -o /dev/null -H 'Host: hooked.test' "http://127.0.0.1:$HOODY_PORT/" | grep -qi '^x-hook-response: bench' \
+  || { echo "the hooked route does not run the hook" >&2; cat "$WORK/logs/hoody.log" >&2; exit 1; }
+
+for host in plain.test hooked.test; do
+  wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $host" "http://127.0.0.1:$HOODY_PORT/" >/dev/null
+done
+
+printf "%-4s %-8s %12s %10s\n" run route "req/s" "p99(us)"
+p_rps=0; p_p99=0; h_rps=0; h_p99=0
+for i in $(seq "$RUNS"); do
+  read -r r p < <(wrk_run plain "$HOODY_PORT" plain.test); printf "%-4s %-8s %12s %10s\n" "$i" plain "$r" "$p"
+  p_rps=$((p_rps + r)); p_p99=$((p_p99 + p))
+  read -r r p < <(wrk_run hooked "$HOODY_PORT" hooked.test); printf "%-4s %-8s %12s %10s\n" "$i" hooked "$r" "$p"
+  h_rps=$((h_rps + r)); h_p99=$((h_p99 + p))
+done
+echo "---"
+awk -v pr="$p_rps" -v pp="$p_p99" -v hr="$h_rps" -v hp="$h_p99" -v n="$RUNS" 'BEGIN {
+  printf "plain   mean: %.0f req/s, p99 %.0f us\n", pr/n, pp/n;
+  printf "hooked  mean: %.0f req/s, p99 %.0f us\n", hr/n, hp/n;
+  printf "ratio   throughput hooked/plain: %.3f   p99 hooked/plain: %.3f\n", hr/pr, hp/pp }'

@@ -1,0 +1,19 @@
+# Shared by the load scripts in benches/: wrk output parsing and one run.
+# Source it; THREADS, CONNS and DURATION must be set.
+
+# wrk prints p99 as e.g. "99%  1.23ms"; normalise to microseconds.
+p99_us() {
+  awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        m = (u=="us") ? 1 : (u=="ms") ? 1000 : (u=="s") ? 1000000 : 1; printf "%.0f", v*m }'
+}
+rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
+
+# wrk_run NAME PORT HOST -> "req/s p99_us"; reports errors on stderr.
+wrk_run() {
+  local out
+  out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $3" "http://127.0.0.1:$2/")"
+  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+    echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
+  fi
+  echo "$(rps <<<"$out") $(p99_us <<<"$out")"
+}
