@@ -27,9 +27,13 @@ fn get_via(addr: &str, path: &str) -> (u16, String) {
 
 /// `get_via`, or the connection error (a node still starting).
 fn try_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    try_get_host(addr, HOST, path)
+}
+
+fn try_get_host(addr: &str, host: &str, path: &str) -> std::io::Result<(u16, String)> {
     let raw = raw_request(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
     )?;
     let status = raw
         .split(' ')
@@ -216,6 +220,32 @@ async fn a_hook_placed_through_the_api_runs_in_the_proxy_and_on_remote_nodes() {
     // Outside the hook's path glob nothing is added.
     let (_, text) = get_via(&local, "/");
     assert_eq!(header_value(&text, "x-hook-response"), None, "{text}");
+
+    // Every port of the container answers on its capability hostname, not
+    // only the ports its unit lists, and runs the program-wide hooks too.
+    let started = exec(
+        &srv.data_dir,
+        &id,
+        "mkdir -p /tmp/p3000 && echo port-3000 > /tmp/p3000/index.html && httpd -p 3000 -h /tmp/p3000",
+    );
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let port_host = format!("{}-{id}-http-3000.local.localhost", owner.project);
+    let (status, text) = try_get_host(&local, &port_host, "/index.html").expect("proxy");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("port-3000"), "{text}");
+    let (_, text) = try_get_host(&local, &port_host, "/cgi-bin/none").expect("proxy");
+    assert_eq!(
+        header_value(&text, "x-hook-response"),
+        Some("from-api"),
+        "{text}"
+    );
+    let unknown = format!(
+        "{}-{}-http-3000.local.localhost",
+        owner.project,
+        "0".repeat(24)
+    );
+    let (status, _) = try_get_host(&local, &unknown, "/").expect("proxy");
+    assert_eq!(status, 404);
 
     // A module a hook runs cannot be deleted.
     let (s, body) = call(

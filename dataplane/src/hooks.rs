@@ -228,6 +228,12 @@ impl UnitHooks {
             .collect();
         (!hooks.is_empty()).then(|| Arc::new(RouteHooks { hooks }))
     }
+
+    /// The program-wide list alone (`http`), for ports no key names.
+    pub fn for_program(&self, program: &str) -> Option<Arc<RouteHooks>> {
+        let hooks = self.by_service.get(program)?.clone();
+        (!hooks.is_empty()).then(|| Arc::new(RouteHooks { hooks }))
+    }
 }
 
 /// The ordered hooks of one route.

@@ -93,7 +93,16 @@ pub struct Route {
     pub host_header: HeaderValue,
     /// The hooks of this route's service, in the order they are tried.
     pub hooks: Option<Arc<RouteHooks>>,
+    /// On a container's capability route of program `http` (port 80): the
+    /// program-wide hooks, which routes derived for its other ports run
+    /// (see [`RouteTable::lookup`]). `None` elsewhere.
+    pub program_hooks: Option<Arc<RouteHooks>>,
 }
+
+/// The program whose capability hostnames name any port of the container,
+/// and the port of the route that carries the container's gate for them.
+const DERIVED_PROGRAM: &str = "http";
+const DERIVED_FROM_PORT: u32 = 80;
 
 /// A unit compiled into its hostnames and their routes.
 pub type CompiledUnit = Vec<(Arc<str>, Arc<Route>)>;
@@ -167,12 +176,67 @@ impl RouteTable {
         let host = host.strip_suffix('.').unwrap_or(host);
         if host.bytes().any(|b| b.is_ascii_uppercase()) {
             let lower = host.to_ascii_lowercase();
-            return self
-                .routes
-                .get(lower.as_str())
-                .map(|r| Arc::clone(r.value()));
+            return self.lookup_exact(&lower);
         }
-        self.routes.get(host).map(|r| Arc::clone(r.value()))
+        self.lookup_exact(host)
+    }
+
+    fn lookup_exact(&self, host: &str) -> Option<Arc<Route>> {
+        match self.routes.get(host) {
+            Some(r) => Some(Arc::clone(r.value())),
+            None => self.derived_port_route(host),
+        }
+    }
+
+    /// A container's capability hostname names a port in its label
+    /// (`{project}-{container}-http-{port}.{node}.{base}`), and every port of
+    /// a container answers there, not only those its unit lists: a host not
+    /// in the table but of that shape borrows the container's
+    /// `...-http-80` route (its gate, its address, the program-wide hooks)
+    /// with the port replaced. Built per miss and cached per worker until
+    /// the next change; never stored in the table.
+    fn derived_port_route(&self, host: &str) -> Option<Arc<Route>> {
+        let label = host
+            .strip_suffix(self.base_domain.as_str())?
+            .strip_suffix('.')?
+            .strip_suffix(self.node.as_str())?
+            .strip_suffix('.')?;
+        let (rest, port) = label.rsplit_once('-')?;
+        let prefix = rest.strip_suffix(DERIVED_PROGRAM)?.strip_suffix('-')?;
+        let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+        if port.to_string().len() != label.len() - rest.len() - 1 {
+            return None; // leading zeros or a sign: not the canonical name
+        }
+        let sibling = format!(
+            "{prefix}-{DERIVED_PROGRAM}-{DERIVED_FROM_PORT}.{}.{}",
+            self.node, self.base_domain
+        );
+        let base = Arc::clone(self.routes.get(sibling.as_str())?.value());
+        if base.kind != RouteKind::Service || base.port != DERIVED_FROM_PORT {
+            return None;
+        }
+        let upstream = match &base.upstream {
+            Some(u) => Some(Arc::new(Upstream {
+                addr: SocketAddr::new(u.addr.ip(), port),
+                authority: HeaderValue::from_str(&SocketAddr::new(u.addr.ip(), port).to_string())
+                    .ok()?,
+            })),
+            None => None,
+        };
+        Some(Arc::new(Route {
+            unit: base.unit.clone(),
+            kind: RouteKind::Service,
+            program: base.program.clone(),
+            port: u32::from(port),
+            upstream,
+            gate: base.gate.clone(),
+            path: None,
+            expires_at: None,
+            enabled: true,
+            host_header: HeaderValue::from_str(host).ok()?,
+            hooks: base.program_hooks.clone(),
+            program_hooks: None,
+        }))
     }
 
     /// The hook runtime units' hooks are compiled with.
@@ -428,6 +492,9 @@ impl RouteTable {
             };
             for host in hosts {
                 let host = normalise_host(&unit.id, &host)?;
+                let derives_ports = svc.hosts.is_empty()
+                    && svc.program == DERIVED_PROGRAM
+                    && svc.index == DERIVED_FROM_PORT;
                 let route = Route {
                     unit: unit_id.clone(),
                     kind: RouteKind::Service,
@@ -440,6 +507,9 @@ impl RouteTable {
                     enabled: true,
                     host_header: host_value(&unit.id, &host)?,
                     hooks: hooks.for_service(&svc.program, svc.index),
+                    program_hooks: derives_ports
+                        .then(|| hooks.for_program(&svc.program))
+                        .flatten(),
                 };
                 out.push((host, Arc::new(route)));
             }
@@ -512,6 +582,7 @@ impl RouteTable {
             enabled: alias.enabled,
             host_header: host_value(&unit.id, &host)?,
             hooks: None,
+            program_hooks: None,
         };
         Ok((host, Arc::new(route)))
     }
@@ -695,6 +766,65 @@ mod tests {
 
     fn table() -> RouteTable {
         RouteTable::new(&Settings::default())
+    }
+
+    /// A container unit as the control plane publishes it: capability
+    /// hostnames (no explicit hosts), http on 80 at `ip`.
+    fn container(id: &str, ip: Option<&str>) -> ContainerUnit {
+        ContainerUnit {
+            id: id.into(),
+            project: Some("p1".into()),
+            services: vec![Service {
+                program: "http".into(),
+                index: 80,
+                upstream: ip.map(|ip| format!("http://{ip}:80")),
+                hosts: vec![],
+            }],
+            ..unit(id, "unused", 80)
+        }
+    }
+
+    #[test]
+    fn every_port_of_a_container_answers_on_its_capability_hostname() {
+        let t = RouteTable::new(&Settings {
+            node: "local".into(),
+            base_domain: "localhost".into(),
+            ..Settings::default()
+        });
+        t.replace_all(&Snapshot {
+            units: vec![container("c1", Some("10.0.0.7")), container("c2", None)],
+        })
+        .unwrap();
+        let base = t
+            .lookup("p1-c1-http-80.local.localhost")
+            .expect("listed port");
+        let derived = t
+            .lookup("P1-c1-http-3000.local.localhost:8000")
+            .expect("any port");
+        assert_eq!(derived.port, 3000);
+        assert_eq!(
+            derived.upstream.as_ref().map(|u| u.addr.to_string()),
+            Some("10.0.0.7:3000".into())
+        );
+        assert!(Arc::ptr_eq(&derived.gate, &base.gate), "same access rules");
+        assert_eq!(derived.host_header, "p1-c1-http-3000.local.localhost");
+        // Stopped container: routed, but with nowhere to go (503).
+        let stopped = t.lookup("p1-c2-http-8080.local.localhost").expect("route");
+        assert!(stopped.upstream.is_none());
+        for miss in [
+            "p1-c3-http-3000.local.localhost",   // unknown container
+            "p1-c1-tcp-3000.local.localhost",    // not http
+            "p1-c1-http-0.local.localhost",      // no port 0
+            "p1-c1-http-70000.local.localhost",  // out of range
+            "p1-c1-http-03000.local.localhost",  // not canonical
+            "p1-c1-http-3000.other.localhost",   // another node
+            "p1-c1-http-3000.local.example.com", // another base domain
+        ] {
+            assert!(t.lookup(miss).is_none(), "{miss}");
+        }
+        // Deleting the unit takes its derived ports with it.
+        t.apply(&Delta::Remove { id: "c1".into() }).unwrap();
+        assert!(t.lookup("p1-c1-http-3000.local.localhost").is_none());
     }
 
     #[test]
