@@ -67,27 +67,6 @@ fn header_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-async fn upload(
-    client: &Client,
-    srv: &Server,
-    token: &str,
-    id: &str,
-    name: &str,
-    wasm: Vec<u8>,
-) -> (u16, Value) {
-    let resp = client
-        .put(srv.url(&format!("/api/v1/containers/{id}/proxy/modules/{name}")))
-        .bearer_auth(token)
-        .header("content-type", "application/wasm")
-        .body(wasm)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("upload");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// A proxy document that lets everyone in (a document, once it exists, is
 /// enforced, and a new one denies by default).
 async fn open_document(client: &Client, srv: &Server, token: &str, id: &str) {
@@ -101,6 +80,39 @@ async fn open_document(client: &Client, srv: &Server, token: &str, id: &str) {
     )
     .await;
     assert_eq!(s, 200, "{body}");
+}
+
+/// A running busybox container named `name`, reachable through the proxy
+/// at [`HOST`] and open to everyone: (its id, the proxy's address).
+async fn served_container(
+    client: &Client,
+    srv: &Server,
+    owner: &Tenant,
+    name: &str,
+) -> (String, String) {
+    let (s, body) = create(
+        client,
+        srv,
+        owner,
+        json!({"name": name, "container_image": "busybox", "autostart": true}),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let id = body["data"]["id"].as_str().expect("id").to_string();
+    let (s, body) = call(
+        client,
+        srv,
+        &owner.token,
+        Method::POST,
+        "/api/v1/proxy/aliases",
+        Some(json!({"container_id": id, "alias": "hooked", "program": "http", "port": 80})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let local = format!("127.0.0.1:{}", srv.proxy_port);
+    until(&local, "/cgi-bin/env", "container answers", |s, _| s == 200).await;
+    open_document(client, srv, &owner.token, &id).await;
+    (id, local)
 }
 
 /// `hoody-api dataplane --control` on a free port, killed when dropped.
@@ -161,32 +173,20 @@ async fn a_hook_placed_through_the_api_runs_in_the_proxy_and_on_remote_nodes() {
     let srv = server(BRIDGE);
     let client = client();
     let owner = tenant(&client, &srv, "hooks@example.com").await;
-    let (s, body) = create(
-        &client,
-        &srv,
-        &owner,
-        json!({"name": "hooked", "container_image": "busybox", "autostart": true}),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    let id = body["data"]["id"].as_str().expect("id").to_string();
-    let (s, body) = call(
-        &client,
-        &srv,
-        &owner.token,
-        Method::POST,
-        "/api/v1/proxy/aliases",
-        Some(json!({"container_id": id, "alias": "hooked", "program": "http", "port": 80})),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    let local = format!("127.0.0.1:{}", srv.proxy_port);
-    until(&local, "/cgi-bin/env", "container answers", |s, _| s == 200).await;
-    open_document(&client, &srv, &owner.token, &id).await;
+    let (id, local) = served_container(&client, &srv, &owner, "hooked").await;
 
     // The module store, then a hook on `http` for the CGI paths only.
     let wasm = std::fs::read(common::hook_example("add_header")).expect("example");
-    let (s, body) = upload(&client, &srv, &owner.token, &id, "tagger", wasm).await;
+    let (s, body) = upload_module(
+        &client,
+        &srv,
+        &owner.token,
+        &id,
+        "tagger",
+        "application/wasm",
+        wasm,
+    )
+    .await;
     assert_eq!(s, 201, "{body}");
     let (s, body) = call(
         &client,
@@ -322,28 +322,7 @@ async fn a_hook_stuck_in_a_loop_answers_504_and_fail_open_forwards() {
     let srv = server(BRIDGE + 1);
     let client = client();
     let owner = tenant(&client, &srv, "loops@example.com").await;
-    let (s, body) = create(
-        &client,
-        &srv,
-        &owner,
-        json!({"name": "looping", "container_image": "busybox", "autostart": true}),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    let id = body["data"]["id"].as_str().expect("id").to_string();
-    let (s, body) = call(
-        &client,
-        &srv,
-        &owner.token,
-        Method::POST,
-        "/api/v1/proxy/aliases",
-        Some(json!({"container_id": id, "alias": "hooked", "program": "http", "port": 80})),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    let local = format!("127.0.0.1:{}", srv.proxy_port);
-    until(&local, "/cgi-bin/env", "container answers", |s, _| s == 200).await;
-    open_document(&client, &srv, &owner.token, &id).await;
+    let (id, local) = served_container(&client, &srv, &owner, "looping").await;
 
     // A guest that never returns from its request-headers callback.
     let spin = hook_engine::wat_to_wasm(
@@ -357,7 +336,16 @@ async fn a_hook_stuck_in_a_loop_answers_504_and_fail_open_forwards() {
             (i32.const 0)))"#,
     )
     .expect("wat");
-    let (s, body) = upload(&client, &srv, &owner.token, &id, "spin", spin).await;
+    let (s, body) = upload_module(
+        &client,
+        &srv,
+        &owner.token,
+        &id,
+        "spin",
+        "application/wasm",
+        spin,
+    )
+    .await;
     assert_eq!(s, 201, "{body}");
     let hooks = format!("/api/v1/containers/{id}/proxy/hooks/http");
     let (s, body) = call(

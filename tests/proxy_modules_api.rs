@@ -3,92 +3,31 @@
 //! root, runc, busybox-static); this file's server uses bridge `hct161`.
 
 mod common;
+mod containers_support;
 
-use std::time::Duration;
-
-use common::{admin_create_user, login, Server};
-use reqwest::{Client, Method, StatusCode};
+use common::{raw_request, Server};
+use containers_support::{call, create_stopped, tenant, upload_module as upload};
+use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
 fn server() -> Server {
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", "hct161"])
-        .stderr(std::process::Stdio::null())
-        .status();
-    Server::start_with(&[
-        "--runtime-bridge",
-        "hct161",
-        "--runtime-subnet",
-        "10.214.161.0/24",
-    ])
-}
-
-async fn call(
-    client: &Client,
-    srv: &Server,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = client
-        .request(method, srv.url(path))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(60));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn upload(
-    client: &Client,
-    srv: &Server,
-    token: &str,
-    id: &str,
-    name: &str,
-    content_type: &str,
-    bytes: Vec<u8>,
-) -> (StatusCode, Value) {
-    let resp = client
-        .put(srv.url(&format!("/api/v1/containers/{id}/proxy/modules/{name}")))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(bytes)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    containers_support::server(161)
 }
 
 /// Declares a module one byte over 16 MiB and sends none of it: the answer
 /// must come from the declaration alone (a client sending the whole body
 /// would see the connection closed under it once the server has answered).
 fn declared_too_large(srv: &Server, token: &str, id: &str) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", srv.api_port)).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let head = format!(
-        "PUT /api/v1/containers/{id}/proxy/modules/big HTTP/1.1\r\nHost: localhost\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/wasm\r\n\
-         Content-Length: {}\r\n\r\n",
-        (16 << 20) + 1
-    );
-    sock.write_all(head.as_bytes()).expect("write");
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") || !body_complete(&answer) {
-        match sock.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&answer);
+    let text = raw_request(
+        &format!("127.0.0.1:{}", srv.api_port),
+        &format!(
+            "PUT /api/v1/containers/{id}/proxy/modules/big HTTP/1.1\r\nHost: localhost\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/wasm\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            (16 << 20) + 1
+        ),
+    )
+    .expect("request");
     let status = text
         .split(' ')
         .nth(1)
@@ -101,49 +40,11 @@ fn declared_too_large(srv: &Server, token: &str, id: &str) -> (u16, Value) {
     (status, json)
 }
 
-/// True once the bytes hold a head and the whole body its Content-Length names.
-fn body_complete(answer: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    body.len() >= length
-}
-
 /// A tenant's token and a stopped container of theirs.
 async fn tenant_with_container(client: &Client, srv: &Server, email: &str) -> (String, String) {
-    admin_create_user(&srv.data_dir, email, "Correct-Horse-9!", false);
-    let token = login(client, srv, email, "Correct-Horse-9!").await;
-    let (s, body) = call(client, srv, &token, Method::GET, "/api/v1/projects/", None).await;
-    assert_eq!(s, 200, "{body}");
-    let project = body["data"]["projects"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["is_default"] == true))
-        .and_then(|p| p["id"].as_str())
-        .expect("default project")
-        .to_string();
-    let (s, body) = call(
-        client,
-        srv,
-        &token,
-        Method::POST,
-        &format!("/api/v1/projects/{project}/containers"),
-        Some(
-            json!({"name": "web", "container_image": "busybox", "autostart": false,
-                    "server_id": control::servers::model::node_server_id("local")}),
-        ),
-    )
-    .await;
-    assert_eq!(s, 201, "{body}");
-    (token, body["data"]["id"].as_str().unwrap().to_string())
+    let t = tenant(client, srv, email).await;
+    let id = create_stopped(client, srv, &t, "web").await;
+    (t.token, id)
 }
 
 /// A minimal proxy-wasm guest that adds a header.

@@ -216,11 +216,11 @@ impl RouteTable {
             return None;
         }
         let upstream = match &base.upstream {
-            Some(u) => Some(Arc::new(Upstream {
-                addr: SocketAddr::new(u.addr.ip(), port),
-                authority: HeaderValue::from_str(&SocketAddr::new(u.addr.ip(), port).to_string())
-                    .ok()?,
-            })),
+            Some(u) => {
+                let addr = SocketAddr::new(u.addr.ip(), port);
+                let authority = HeaderValue::from_str(&addr.to_string()).ok()?;
+                Some(Arc::new(Upstream { addr, authority }))
+            }
             None => None,
         };
         Some(Arc::new(Route {

@@ -285,3 +285,27 @@ pub async fn delete_clean(client: &Client, srv: &Server, t: &Tenant, id: &str, n
     assert_eq!(s, 200, "{body}");
     assert_nothing_left(&srv.data_dir, &record, id, &cgroup_parent(n)).await;
 }
+
+/// `PUT /api/v1/containers/{id}/proxy/modules/{name}` with `bytes` as
+/// `content_type` (the module store wants `application/wasm`).
+pub async fn upload_module(
+    client: &Client,
+    srv: &Server,
+    token: &str,
+    id: &str,
+    name: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let resp = client
+        .put(srv.url(&format!("/api/v1/containers/{id}/proxy/modules/{name}")))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(bytes)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("upload");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
