@@ -89,14 +89,29 @@ impl Server {
         server
     }
 
-    /// Starts (again) on new ports, on the same data directory.
+    /// Starts (again) on new ports, on the same data directory. A port
+    /// `free_port` handed out can be taken by a parallel test before the
+    /// server binds it: then it starts again on other ports.
     pub fn spawn(&mut self) {
+        for _ in 0..4 {
+            match self.try_spawn_on(free_port(), free_port()) {
+                Err(log) if log.contains("Address already in use") => continue,
+                outcome => return outcome.unwrap_or_else(|log| panic!("{log}")),
+            }
+        }
         self.spawn_on(free_port(), free_port());
     }
 
     /// Starts (again) on the given ports, on the same data directory (a
     /// restart that clients holding the old address must find again).
     pub fn spawn_on(&mut self, api_port: u16, proxy_port: u16) {
+        if let Err(log) = self.try_spawn_on(api_port, proxy_port) {
+            panic!("{log}");
+        }
+    }
+
+    /// [`Self::spawn_on`], returning why the server did not come up.
+    fn try_spawn_on(&mut self, api_port: u16, proxy_port: u16) -> Result<(), String> {
         self.api_port = api_port;
         self.proxy_port = proxy_port;
         self.api = format!("http://127.0.0.1:{}", self.api_port);
@@ -122,30 +137,33 @@ impl Server {
             None => cmd.stderr(Stdio::null()),
         };
         self.child = Some(cmd.spawn().expect("cannot start hoody-api"));
-        self.wait_healthy();
+        self.wait_healthy()
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = format!("127.0.0.1:{}", self.api_port);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
+                    return Err(format!(
                         "hoody-api exited during start: {status}; log: {}",
                         self.log()
-                    );
+                    ));
                 }
             }
             if raw_get(&addr, "/health")
                 .map(|r| r.starts_with("HTTP/1.1 200"))
                 .unwrap_or(false)
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("hoody-api did not become healthy; log: {}", self.log());
+        Err(format!(
+            "hoody-api did not become healthy; log: {}",
+            self.log()
+        ))
     }
 
     /// The server's log so far (for failure messages).
