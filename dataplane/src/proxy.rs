@@ -39,7 +39,10 @@ use crate::h1_guard::{Verdict, Verdicts};
 use crate::hooks::{self, HookHost, RequestStep};
 use crate::metrics::{UpstreamError, WorkerMetrics};
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
-use crate::upstream::{Pool, ReqBody, Return, Upstream, UpstreamBody};
+use crate::upstream::h1::ResponseHead;
+use crate::upstream::{
+    self as up, BodyError, Pool, Progress, ReqBody, Return, Upstream, UpstreamBody,
+};
 
 /// Per-worker state shared by all its connections.
 pub struct Worker {
@@ -113,12 +116,12 @@ pub enum ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
@@ -374,13 +377,15 @@ async fn proxy(
     let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     upstream_request(&mut req, conn, &route, client_upgrade.is_some());
     // 7. forward
-    let idempotent = is_idempotent(req.method()) && req.body().is_end_stream();
-    let (resp, up) = match forward(w, addr, req, idempotent).await {
+    let (head, up) = match forward(w, addr, req).await {
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
     // 8. response
-    let resp = upstream_response(w, addr, resp, up, client_upgrade);
+    let resp = match upstream_response(w, addr, head, up, client_upgrade) {
+        Ok(resp) => resp,
+        Err(l) => return Ok(answer(l, outcome)),
+    };
     // 9. hooks, response phase
     match hook_run {
         Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
@@ -621,49 +626,59 @@ fn upstream_request<B>(req: &mut Request<B>, conn: &ConnInfo, route: &Arc<Route>
 }
 
 /// Phase 7: send on a pooled connection, retrying once on a fresh one when
-/// the pooled connection turns out to be dead:
-/// - hyper handed the request back unsent (the connection was already
-///   closing), for idempotent requests;
-/// - or a safe bodiless request (GET, HEAD, OPTIONS) was written but the
-///   connection failed before a single response byte arrived — the upstream
-///   closed an idle keep-alive connection as we reused it. Resending cannot
-///   duplicate an effect, and it happens at most once.
+/// the pooled connection turns out to be dead before a single response
+/// byte arrived (the upstream closed an idle keep-alive connection as we
+/// reused it), for bodiless requests that are
+/// - safe (GET, HEAD, OPTIONS): resending cannot duplicate an effect;
+/// - or idempotent, when writing the request already failed (the upstream
+///   was gone before it could act on it).
+///
+/// The retry resends the head already serialized for the first attempt.
 async fn forward(
     w: &Worker,
     addr: SocketAddr,
     req: Request<ReqBody>,
-    idempotent: bool,
-) -> Result<(Response<Incoming>, Upstream), Local> {
+) -> Result<(ResponseHead, Upstream), Local> {
     let mut conn = w.pool.checkout(addr).await.map_err(|err| {
         tracing::debug!(%err, "upstream connect failed");
         connect_error(&err)
     })?;
+    let (parts, mut body) = req.into_parts();
+    let had_length = parts.headers.contains_key(header::CONTENT_LENGTH);
+    let framing = up::request_framing(&parts.method, &body, had_length);
+    conn.up.encode_head(&parts, framing);
+    let head_request = parts.method == Method::HEAD;
+    let bodiless = body.is_end_stream();
     let deadline = w.timeouts.upstream_response_header();
-    let replay = (conn.reused && is_safe_bodiless(&req)).then(|| replay_of(&req));
-    let read_before = conn.up.bytes_read();
-    let first = tokio::time::timeout(deadline, conn.up.sender.try_send_request(req)).await;
-    let retry = match first {
-        Ok(Ok(resp)) => return Ok((resp, conn.up)),
+    let mut progress = Progress::default();
+    let exchange = conn
+        .up
+        .exchange(&mut body, framing, head_request, &mut progress);
+    let err = match tokio::time::timeout(deadline, exchange).await {
+        Ok(Ok(head)) => return Ok((head, conn.up)),
+        Ok(Err(err)) => err,
         Err(_) => {
             w.metrics.upstream_error(UpstreamError::Timeout);
             return Err(GATEWAY_TIMEOUT);
         }
-        Ok(Err(mut e)) => match (e.take_message(), replay) {
-            (Some(req), _) if conn.reused && idempotent => req,
-            (_, Some(replay)) if conn.up.bytes_read() == read_before => {
-                tracing::debug!(err = %e.into_error(), "pooled upstream connection died unanswered; retrying");
-                replay
-            }
-            _ => {
-                w.metrics.upstream_error(UpstreamError::Protocol);
-                tracing::debug!(err = %e.into_error(), "upstream request failed");
-                return Err(BAD_GATEWAY);
-            }
-        },
     };
-    let mut up = w.pool.connect(addr).await.map_err(|e| connect_error(&e))?;
-    match tokio::time::timeout(deadline, up.sender.send_request(retry)).await {
-        Ok(Ok(resp)) => Ok((resp, up)),
+    let retry = conn.reused
+        && bodiless
+        && !progress.answered
+        && (is_safe(&parts.method) || (progress.write_failed && is_idempotent(&parts.method)));
+    if !retry {
+        w.metrics.upstream_error(UpstreamError::Protocol);
+        tracing::debug!(%err, "upstream request failed");
+        return Err(BAD_GATEWAY);
+    }
+    tracing::debug!(%err, "pooled upstream connection died unanswered; retrying");
+    let mut fresh = w.pool.connect(addr).await.map_err(|e| connect_error(&e))?;
+    fresh.adopt_head(&mut conn.up);
+    let mut progress = Progress::default();
+    let mut empty = ReqBody::Empty;
+    let exchange = fresh.exchange(&mut empty, framing, head_request, &mut progress);
+    match tokio::time::timeout(deadline, exchange).await {
+        Ok(Ok(head)) => Ok((head, fresh)),
         Ok(Err(err)) => {
             w.metrics.upstream_error(UpstreamError::Protocol);
             tracing::debug!(%err, "upstream retry failed");
@@ -676,20 +691,9 @@ async fn forward(
     }
 }
 
-/// GET, HEAD and OPTIONS without a body: safe to send twice.
-fn is_safe_bodiless(req: &Request<ReqBody>) -> bool {
-    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        && req.body().is_end_stream()
-}
-
-/// A copy of a bodiless request, kept until the pooled connection answers.
-fn replay_of(req: &Request<ReqBody>) -> Request<ReqBody> {
-    let mut copy = Request::new(ReqBody::Empty);
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
+/// GET, HEAD and OPTIONS: safe to send twice.
+fn is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 fn connect_error(err: &crate::upstream::ConnectError) -> Local {
@@ -703,41 +707,42 @@ fn connect_error(err: &crate::upstream::ConnectError) -> Local {
 fn upstream_response(
     w: &Rc<Worker>,
     addr: SocketAddr,
-    mut resp: Response<Incoming>,
+    head: ResponseHead,
     up: Upstream,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-) -> Response<ProxyBody> {
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client) = client_upgrade {
-            let server = hyper::upgrade::on(&mut resp);
-            tokio::task::spawn_local(tunnel(client, server));
-        }
-        let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, ProxyBody::Upstream(UpstreamBody::new(body, None)));
+) -> Result<Response<ProxyBody>, Local> {
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        // We only ever ask for an upgrade the client asked for.
+        let Some(client) = client_upgrade else {
+            w.metrics.upstream_error(UpstreamError::Protocol);
+            return Err(BAD_GATEWAY);
+        };
+        tokio::task::spawn_local(tunnel(client, up.into_tunnel()));
+        let mut resp = Response::new(ProxyBody::Local(None));
+        *resp.status_mut() = head.status;
+        *resp.headers_mut() = head.headers;
+        return Ok(resp);
     }
-    let (mut parts, body) = resp.into_parts();
-    // The client's protocol, not the upstream's, frames this response.
-    parts.version = Version::HTTP_11;
-    strip_hop_headers(&mut parts.headers);
     let ret = Return {
         pool: w.pool.clone(),
         addr,
-        up,
     };
-    Response::from_parts(
-        parts,
-        ProxyBody::Upstream(UpstreamBody::new(body, Some(ret))),
-    )
+    let body = UpstreamBody::new(up, &head, Some(ret));
+    let mut resp = Response::new(ProxyBody::Upstream(body));
+    // The client's protocol, not the upstream's, frames this response.
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = head.headers;
+    strip_hop_headers(resp.headers_mut());
+    Ok(resp)
 }
 
-/// Copies bytes both ways between an upgraded client and upstream.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade) {
-    let (client, server) = match tokio::join!(client, server) {
-        (Ok(c), Ok(s)) => (c, s),
-        _ => return,
+/// Copies bytes both ways between the upgraded client and the upstream
+/// socket (which starts with whatever it sent right after its 101).
+async fn tunnel(client: hyper::upgrade::OnUpgrade, mut server: up::Prefixed) {
+    let Ok(client) = client.await else {
+        return;
     };
     let mut client = TokioIo::new(client);
-    let mut server = TokioIo::new(server);
     if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
         tracing::debug!(%err, "tunnel closed");
     }

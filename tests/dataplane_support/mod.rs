@@ -587,3 +587,89 @@ pub mod h2 {
         types
     }
 }
+
+/// One scripted backend answer: raw bytes, then close or keep the
+/// connection open for the next request.
+#[derive(Clone)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub close: bool,
+}
+
+impl Reply {
+    pub fn keep(bytes: &[u8]) -> Reply {
+        Reply {
+            bytes: bytes.to_vec(),
+            close: false,
+        }
+    }
+
+    pub fn close(bytes: &[u8]) -> Reply {
+        Reply {
+            bytes: bytes.to_vec(),
+            close: true,
+        }
+    }
+}
+
+/// A request a `ScriptedBackend` received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Which accepted connection it came on (0 = the first).
+    pub conn: usize,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// A backend that answers the n-th request it receives (over all its
+/// connections) with the n-th scripted reply, byte for byte (the last reply
+/// repeats), so tests can send what no well-behaved server would.
+pub struct ScriptedBackend {
+    pub addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl ScriptedBackend {
+    pub fn start(script: Vec<Reply>) -> ScriptedBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let script = std::sync::Arc::new(script);
+        std::thread::spawn(move || {
+            for (conn, stream) in listener.incoming().flatten().enumerate() {
+                let (record, script) = (record.clone(), script.clone());
+                std::thread::spawn(move || serve_scripted(stream, conn, &script, &record));
+            }
+        });
+        ScriptedBackend { addr, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_scripted(
+    mut stream: TcpStream,
+    conn: usize,
+    script: &[Reply],
+    seen: &std::sync::Mutex<Vec<Seen>>,
+) {
+    let mut buf = Vec::new();
+    while let Some((head, body)) = read_request(&mut stream, &mut buf) {
+        let reply = {
+            let mut seen = seen.lock().unwrap();
+            let reply = script[seen.len().min(script.len() - 1)].clone();
+            seen.push(Seen { conn, head, body });
+            reply
+        };
+        if stream.write_all(&reply.bytes).is_err() || reply.close {
+            return;
+        }
+    }
+}
