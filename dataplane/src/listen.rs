@@ -252,14 +252,21 @@ fn run_worker(
     })
 }
 
+/// The worker's housekeeping tick: flushes the access log, and runs even
+/// with the log off, because a timer that is always due soon keeps tokio's
+/// time driver from waking its own I/O driver (an eventfd write plus an
+/// extra `epoll_wait`) each time a request arms a timer that is due sooner
+/// than every pending one, as hyper's header-read timeout does on every
+/// keep-alive request when no other timer is near (measured: 0.57 such
+/// wake-ups per proxied request without the tick).
 async fn flush_log(worker: Rc<Worker>) {
-    if !worker.log.enabled() {
-        return;
-    }
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        worker.log.flush();
+        if worker.log.enabled() {
+            worker.log.flush();
+        }
     }
 }
 
