@@ -90,16 +90,19 @@ for host in plain.test hooked.test; do
   wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $host" "http://127.0.0.1:$HOODY_PORT/" >/dev/null
 done
 
-printf "%-4s %-8s %12s %10s\n" run route "req/s" "p99(us)"
-p_rps=0; p_p99=0; h_rps=0; h_p99=0
+HOODY_PID="${PIDS[-1]}"
+printf "%-4s %-8s %12s %10s %14s\n" run route "req/s" "p99(us)" "cpu us/req"
+p_rps=0; p_p99=0; p_cpu=0; h_rps=0; h_p99=0; h_cpu=0
 for i in $(seq "$RUNS"); do
-  read -r r p < <(wrk_run plain "$HOODY_PORT" plain.test); printf "%-4s %-8s %12s %10s\n" "$i" plain "$r" "$p"
-  p_rps=$((p_rps + r)); p_p99=$((p_p99 + p))
-  read -r r p < <(wrk_run hooked "$HOODY_PORT" hooked.test); printf "%-4s %-8s %12s %10s\n" "$i" hooked "$r" "$p"
-  h_rps=$((h_rps + r)); h_p99=$((h_p99 + p))
+  read -r r p c < <(wrk_run_cpu plain "$HOODY_PORT" plain.test "$HOODY_PID")
+  printf "%-4s %-8s %12s %10s %14s\n" "$i" plain "$r" "$p" "$c"
+  p_rps=$((p_rps + r)); p_p99=$((p_p99 + p)); p_cpu=$(awk -v a="$p_cpu" -v b="$c" 'BEGIN { print a + b }')
+  read -r r p c < <(wrk_run_cpu hooked "$HOODY_PORT" hooked.test "$HOODY_PID")
+  printf "%-4s %-8s %12s %10s %14s\n" "$i" hooked "$r" "$p" "$c"
+  h_rps=$((h_rps + r)); h_p99=$((h_p99 + p)); h_cpu=$(awk -v a="$h_cpu" -v b="$c" 'BEGIN { print a + b }')
 done
 echo "---"
-awk -v pr="$p_rps" -v pp="$p_p99" -v hr="$h_rps" -v hp="$h_p99" -v n="$RUNS" 'BEGIN {
-  printf "plain   mean: %.0f req/s, p99 %.0f us\n", pr/n, pp/n;
-  printf "hooked  mean: %.0f req/s, p99 %.0f us\n", hr/n, hp/n;
-  printf "ratio   throughput hooked/plain: %.3f   p99 hooked/plain: %.3f\n", hr/pr, hp/pp }'
+awk -v pr="$p_rps" -v pp="$p_p99" -v pc="$p_cpu" -v hr="$h_rps" -v hp="$h_p99" -v hc="$h_cpu" -v n="$RUNS" 'BEGIN {
+  printf "plain   mean: %.0f req/s, p99 %.0f us, proxy CPU %.1f us/req\n", pr/n, pp/n, pc/n;
+  printf "hooked  mean: %.0f req/s, p99 %.0f us, proxy CPU %.1f us/req\n", hr/n, hp/n, hc/n;
+  printf "ratio   throughput hooked/plain: %.3f   p99 hooked/plain: %.3f   hook CPU: +%.1f us/req\n", hr/pr, hp/pp, (hc-pc)/n }'

@@ -17,3 +17,23 @@ wrk_run() {
   fi
   echo "$(rps <<<"$out") $(p99_us <<<"$out")"
 }
+
+# CPU time (user + system) a process has used so far, in microseconds.
+cpu_us() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"
+}
+
+# wrk_run_cpu NAME PORT HOST PID -> "req/s p99_us cpu_us_per_request": also the
+# CPU the process PID spent per request, which a noisy machine disturbs less
+# than throughput.
+wrk_run_cpu() {
+  local out before after requests
+  before="$(cpu_us "$4")"
+  out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $3" "http://127.0.0.1:$2/")"
+  after="$(cpu_us "$4")"
+  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+    echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
+  fi
+  requests="$(awk '/requests in/ { print $1 }' <<<"$out")"
+  echo "$(rps <<<"$out") $(p99_us <<<"$out") $(awk -v d="$((after - before))" -v n="$requests" 'BEGIN { printf "%.1f", d / n }')"
+}

@@ -60,7 +60,15 @@ impl HookHost {
     pub fn engine(&self) -> Result<&HookEngine, String> {
         self.engine
             .get_or_init(|| {
+                // Guest lines below warn are only ever reported at debug level
+                // (see `report`): unless that is on, they are not even recorded.
+                let min_log_level = if tracing::enabled!(target: "hook", tracing::Level::DEBUG) {
+                    LogLevel::Trace
+                } else {
+                    LogLevel::Warn
+                };
                 HookEngine::new(EngineConfig {
+                    min_log_level,
                     limits: HookLimits {
                         memory_bytes: self.settings.memory_bytes,
                         max_body_bytes: self.settings.max_body_bytes,

@@ -368,7 +368,12 @@ async fn proxy(
             group,
         };
         let buffered = |b| ReqBody::Buffered(Some(b));
-        match hooks::request_phase(&w.hooks, hook, &w.metrics, caller, req, buffered).await {
+        // Boxed: a hook phase keeps a whole session in its state, and inline it would
+        // grow the future of every request, hooked or not.
+        let phase = Box::pin(hooks::request_phase(
+            &w.hooks, hook, &w.metrics, caller, req, buffered,
+        ));
+        match phase.await {
             RequestStep::Forward(edited, run) => (req, hook_run) = (edited, run),
             RequestStep::Answer(resp) => return Ok(hook_answer(resp, unread, outcome)),
         }
@@ -390,7 +395,7 @@ async fn proxy(
     match hook_run {
         Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
             let buffered = |b| ProxyBody::Local(Some(b));
-            match run.response_phase(&w.hooks, resp, buffered).await {
+            match Box::pin(run.response_phase(&w.hooks, resp, buffered)).await {
                 Ok(resp) => Ok(resp),
                 Err(local) => Ok(hook_answer(local, false, outcome)),
             }

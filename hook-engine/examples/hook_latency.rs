@@ -1,11 +1,16 @@
 //! A dependency-free latency probe for the engine: the same guests and requests as the
 //! criterion bench `benches/hooks_engine.rs`, timed in a plain loop. Useful when building
 //! criterion is too slow:
-//! `cargo --config profile.dev.opt-level=3 run -p hook-engine --example hook_latency`.
+//! `cargo --config profile.dev.opt-level=3 run -p hook-engine --example hook_latency`,
+//! or in the release profile: `cargo build --release --workspace --example hook_latency`.
+//! `HOOK_MODULE=file.wasm` adds a whole request (both phases) through a real module;
+//! `HOOK_CASE=module/pooled` runs one case alone.
 
 use std::time::{Duration, Instant};
 
-use hook_engine::{EngineConfig, HookEngine, HookSpec, RequestContext, RequestParts};
+use hook_engine::{
+    EngineConfig, HookEngine, HookSpec, RequestContext, RequestParts, ResponseParts,
+};
 
 fn guest(body: &str) -> String {
     format!(
@@ -54,10 +59,16 @@ fn cpu_time() -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // HOOK_ALLOCATOR_SLOTS=N measures with wasmtime's pooling allocator.
-    let slots = std::env::var("HOOK_ALLOCATOR_SLOTS")
+    // HOOK_ALLOCATOR_SLOTS=N sets the pooling allocator's slots; 0 maps memory per
+    // instance instead; unset keeps the engine's default.
+    let slots = match std::env::var("HOOK_ALLOCATOR_SLOTS")
         .ok()
-        .and_then(|s| s.parse().ok());
+        .map(|s| s.parse::<u32>())
+    {
+        Some(Ok(0)) => None,
+        Some(Ok(n)) => Some(n),
+        _ => EngineConfig::default().allocator_slots,
+    };
     let engine = HookEngine::new(EngineConfig {
         allocator_slots: slots,
         ..EngineConfig::default()
@@ -73,9 +84,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("accept".to_string(), b"*/*".to_vec()),
         ("x-request-id".to_string(), b"0123456789abcdef".to_vec()),
     ];
+    // HOOK_CASE=add_header/pooled (etc.) runs one case alone, e.g. under `perf stat`.
+    let only = std::env::var("HOOK_CASE").ok();
     for (name, body) in [("noop", ""), ("add_header", ADD_HEADER)] {
         let module = engine.compile_text(&guest(body))?;
         for fresh in [false, true] {
+            let mode = if fresh { "fresh" } else { "pooled" };
+            if only
+                .as_ref()
+                .is_some_and(|c| *c != format!("{name}/{mode}"))
+            {
+                continue;
+            }
             let mut spec = HookSpec::new(name, module.clone());
             spec.timeout = Duration::from_secs(1);
             spec.fresh_instance = fresh;
@@ -94,9 +114,61 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let wall = started.elapsed() / iterations;
             let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
-            let mode = if fresh { "fresh" } else { "pooled" };
             println!("hook_request/{name}/{mode}: {wall:?} wall, {cpu:?} CPU per request");
         }
+    }
+    if let Ok(path) = std::env::var("HOOK_MODULE") {
+        module_cases(&engine, &path, &template, &context, only.as_deref())?;
+    }
+    Ok(())
+}
+
+/// HOOK_MODULE=file.wasm: a whole request through a real module, as the proxy runs it
+/// (request phase, response phase, end of context), pooled and fresh.
+fn module_cases(
+    engine: &HookEngine,
+    path: &str,
+    template: &RequestParts,
+    context: &RequestContext,
+    only: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let module = engine.compile(&std::fs::read(path)?)?;
+    let response = ResponseParts {
+        status: 200,
+        headers: vec![
+            ("content-type".to_string(), b"text/plain".to_vec()),
+            ("content-length".to_string(), b"23".to_vec()),
+            ("server".to_string(), b"nginx".to_vec()),
+        ],
+        ..ResponseParts::default()
+    };
+    for fresh in [false, true] {
+        let mode = if fresh { "fresh" } else { "pooled" };
+        if only.is_some_and(|c| c != format!("module/{mode}")) {
+            continue;
+        }
+        let mut spec = HookSpec::new("module", module.clone());
+        spec.config = b"bench".to_vec();
+        spec.fresh_instance = fresh;
+        let iterations = if fresh { 20_000 } else { 200_000 };
+        let run = || {
+            let mut request = template.clone();
+            let mut reply = response.clone();
+            let mut session = engine.session(&spec, context.clone());
+            let outcome = session.on_request(&mut request);
+            let answer = session.on_response(&mut reply);
+            std::hint::black_box((outcome, answer, request, reply, session.finish()));
+        };
+        for _ in 0..iterations / 10 {
+            run();
+        }
+        let (started, cpu_started) = (Instant::now(), cpu_time());
+        for _ in 0..iterations {
+            run();
+        }
+        let wall = started.elapsed() / iterations;
+        let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
+        println!("hook_request/module/{mode}: {wall:?} wall, {cpu:?} CPU per request");
     }
     Ok(())
 }

@@ -194,19 +194,31 @@ pub enum HeaderRejection {
     InvalidValue,
 }
 
-/// Validates a header a guest writes and lowercases its name: names are tokens (or the
-/// pseudo-headers `:path` and friends), values must not smuggle CR, LF or NUL into the
-/// upstream request.
-pub fn checked_header(name: &[u8], value: &[u8]) -> Result<Header, HeaderRejection> {
-    let name = std::str::from_utf8(name).map_err(|_| HeaderRejection::NameNotUtf8)?;
+/// A header a guest writes, checked (a token name, optionally with one leading `:`; a
+/// value without CR, LF or NUL): the name is lowercased in place and the value moved,
+/// so a valid header costs no further allocation.
+pub fn checked_header_owned(name: Vec<u8>, value: Vec<u8>) -> Result<Header, HeaderRejection> {
+    if let Some(why) = header_rejection(&name, &value) {
+        return Err(why);
+    }
+    let mut name = String::from_utf8(name).map_err(|_| HeaderRejection::NameNotUtf8)?;
+    name.make_ascii_lowercase();
+    Ok((name, value))
+}
+
+/// Why a header may not be written, or `None` when it may.
+pub fn header_rejection(name: &[u8], value: &[u8]) -> Option<HeaderRejection> {
+    let Ok(name) = std::str::from_utf8(name) else {
+        return Some(HeaderRejection::NameNotUtf8);
+    };
     let bare = name.strip_prefix(':').unwrap_or(name);
     if bare.is_empty() || !bare.bytes().all(is_token_byte) {
-        return Err(HeaderRejection::InvalidName);
+        return Some(HeaderRejection::InvalidName);
     }
     if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(HeaderRejection::InvalidValue);
+        return Some(HeaderRejection::InvalidValue);
     }
-    Ok((name.to_ascii_lowercase(), value.to_vec()))
+    None
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -239,21 +251,21 @@ mod tests {
     #[test]
     fn header_checks_refuse_smuggling() {
         assert_eq!(
-            checked_header(b"X-A", b"v").map(|h| h.0),
+            checked_header_owned(b"X-A".to_vec(), b"v".to_vec()).map(|h| h.0),
             Ok("x-a".to_string())
         );
         assert_eq!(
-            checked_header(b"x", b"a\r\nb"),
+            checked_header_owned(b"x".to_vec(), b"a\r\nb".to_vec()),
             Err(HeaderRejection::InvalidValue)
         );
         assert_eq!(
-            checked_header(b"bad name", b"v"),
+            checked_header_owned(b"bad name".to_vec(), b"v".to_vec()),
             Err(HeaderRejection::InvalidName)
         );
         assert_eq!(
-            checked_header(&[0xff], b"v"),
+            checked_header_owned(vec![0xff], b"v".to_vec()),
             Err(HeaderRejection::NameNotUtf8)
         );
-        assert!(checked_header(b":path", b"/x").is_ok());
+        assert!(checked_header_owned(b":path".to_vec(), b"/x".to_vec()).is_ok());
     }
 }

@@ -21,7 +21,7 @@ use crate::outcome::{
 use crate::pool::{InstancePool, PoolKey};
 use crate::sandbox::EpochTicker;
 use crate::shared::{Metrics, SharedData};
-use crate::state::{HookLimits, HostState, PluginInfo, Services};
+use crate::state::{CallData, Edits, HookLimits, HostState, Services};
 use crate::{host, wasi};
 
 /// Engine-wide settings.
@@ -38,10 +38,12 @@ pub struct EngineConfig {
     pub min_log_level: LogLevel,
     /// Largest accepted module (the module store's upload limit).
     pub max_module_bytes: usize,
-    /// Instance slots of wasmtime's pooling allocator, or `None` to map memory per
-    /// instance. Slots make fresh instances cheaper (no `mmap`/`munmap` per request) but
-    /// bound the instances alive at once, pooled and in flight: past it a hook fails to
-    /// start and its policy applies.
+    /// Instance slots of wasmtime's pooling allocator (default 1024), or `None` to map
+    /// memory per instance. Slots make fresh instances several times cheaper (no
+    /// `mmap`/`munmap` per request; each slot is address space reserved up front, not
+    /// memory) but bound the instances alive at once, pooled and in flight. When they
+    /// run out, idle pooled instances are shed and the start is tried once more; past
+    /// that a hook fails to start and its policy applies.
     pub allocator_slots: Option<u32>,
 }
 
@@ -54,10 +56,19 @@ impl Default for EngineConfig {
             max_idle_per_pool: 64,
             min_log_level: LogLevel::Trace,
             max_module_bytes: 16 << 20,
-            allocator_slots: None,
+            allocator_slots: Some(1024),
         }
     }
 }
+
+/// Idle instances dropped when the pooling allocator runs out of slots.
+const SHED_ON_EXHAUSTION: usize = 16;
+
+/// Extra room in the header maps handed to a guest, for the headers it adds.
+const SPARE_HEADERS: usize = 4;
+
+/// Tables a module may define (the store's limits allow as many).
+const MAX_TABLES: u32 = 4;
 
 struct EngineInner {
     wasm: Engine,
@@ -85,6 +96,7 @@ impl HookEngine {
                 .total_memories(slots)
                 .total_tables(slots)
                 .total_core_instances(slots)
+                .max_tables_per_module(MAX_TABLES)
                 .max_memory_size(config.limits.memory_bytes);
             wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         }
@@ -139,11 +151,15 @@ impl HookEngine {
     }
 
     /// Starts the hook of one request. Nothing runs until [`HookSession::on_request`].
+    /// Cheap: the spec's identity comes from its cached pool key (no string copies).
     pub fn session(&self, spec: &HookSpec, context: RequestContext) -> HookSession {
         HookSession {
             engine: self.inner.clone(),
-            key: (!spec.fresh_instance).then(|| PoolKey::of(&context.container_id, spec)),
-            spec: spec.clone(),
+            key: PoolKey::of(&context.container_id, spec),
+            pooled: !spec.fresh_instance,
+            module: spec.module.clone(),
+            timeout: spec.timeout,
+            policy: spec.policy,
             context,
             instance: None,
             http_context: None,
@@ -222,8 +238,14 @@ impl HookEngine {
 /// session into `spawn_blocking` (it is `Send`).
 pub struct HookSession {
     engine: Arc<EngineInner>,
-    spec: HookSpec,
-    key: Option<PoolKey>,
+    /// The spec's identity (plugin, root id, configuration, container).
+    key: PoolKey,
+    /// Whether the instance goes back to the pool (not `fresh_instance`).
+    pooled: bool,
+    module: Arc<CompiledModule>,
+    timeout: Duration,
+    policy: FailurePolicy,
+    /// Lent to the instance's call data while a phase runs.
     context: RequestContext,
     instance: Option<HookInstance>,
     http_context: Option<i32>,
@@ -231,28 +253,38 @@ pub struct HookSession {
 }
 
 impl HookSession {
-    /// Runs the request phase. On `Continue` the parts hold the hook's edits; on any other
-    /// outcome they are unchanged.
+    /// Runs the request phase. On `Continue` the parts hold the hook's edits and the
+    /// returned [`Changes`] describe them. On any other outcome the parts hold the
+    /// request as it came (a header value the guest replaced or removed is put back at
+    /// the end of the list).
+    ///
+    /// The headers move into the guest's call data and back rather than being copied;
+    /// the guest's edits are logged as it makes them, so nothing is compared afterwards.
     pub fn on_request(&mut self, parts: &mut RequestParts) -> HookOutcome {
         if let Some(failure) = self.oversized(parts.body.as_deref()) {
             return failure;
         }
-        let result = self.run(Phase::Request, |call| {
-            call.request_headers = request_map(parts);
-            call.request_body = parts.body.clone().unwrap_or_default();
-            call.request_trailers = parts.trailers.clone();
-            (
+        let (call, result) = self.run(Phase::Request, |call| {
+            let counts = (
                 parts.headers.len(),
                 parts.body.as_ref().map(Vec::len),
                 parts.trailers.len(),
-            )
+            );
+            call.request_headers = request_map(parts);
+            call.request_body = parts.body.clone().unwrap_or_default();
+            call.request_trailers = parts.trailers.clone();
+            counts
         });
-        match result {
-            Ok(mut state) => match state.call.local_response.take() {
-                Some(response) => HookOutcome::LocalResponse(response),
-                None => HookOutcome::Continue(apply_request(parts, state)),
-            },
-            Err(failure) => self.failed(failure),
+        let Some(mut call) = call else {
+            return self.outcome_of_failure(result);
+        };
+        let local = call.local_response.take();
+        let kept = result.is_ok() && local.is_none();
+        let changes = restore_request(parts, call, kept);
+        match (result, local) {
+            (Err(failure), _) => self.failed(failure),
+            (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
+            (Ok(()), None) => HookOutcome::Continue(changes),
         }
     }
 
@@ -261,23 +293,33 @@ impl HookSession {
         if let Some(failure) = self.oversized(parts.body.as_deref()) {
             return failure;
         }
-        let result = self.run(Phase::Response, |call| {
-            call.response_headers = response_map(parts);
-            call.response_body = parts.body.clone().unwrap_or_default();
-            call.response_trailers = parts.trailers.clone();
-            (
+        let (call, result) = self.run(Phase::Response, |call| {
+            let counts = (
                 parts.headers.len(),
                 parts.body.as_ref().map(Vec::len),
                 parts.trailers.len(),
-            )
+            );
+            call.response_headers = response_map(parts);
+            call.response_body = parts.body.clone().unwrap_or_default();
+            call.response_trailers = parts.trailers.clone();
+            counts
         });
-        match result {
-            Ok(mut state) => match state.call.local_response.take() {
-                Some(response) => HookOutcome::LocalResponse(response),
-                None => HookOutcome::Continue(apply_response(parts, state)),
-            },
-            Err(failure) => self.failed(failure),
+        let Some(mut call) = call else {
+            return self.outcome_of_failure(result);
+        };
+        let local = call.local_response.take();
+        let kept = result.is_ok() && local.is_none();
+        let changes = restore_response(parts, call, kept);
+        match (result, local) {
+            (Err(failure), _) => self.failed(failure),
+            (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
+            (Ok(()), None) => HookOutcome::Continue(changes),
         }
+    }
+
+    /// The outcome when no call data came back (the instance never started).
+    fn outcome_of_failure(&mut self, result: Result<(), CallFailure>) -> HookOutcome {
+        self.failed(result.err().unwrap_or_else(lost_instance))
     }
 
     /// The hook log so far.
@@ -296,22 +338,26 @@ impl HookSession {
         let limit = self.engine.config.limits.max_body_bytes;
         let len = body.map_or(0, <[u8]>::len);
         (len > limit).then(|| {
-            self.failed(CallFailure {
-                kind: FailureKind::BodyTooLarge,
-                message: format!("body of {len} bytes exceeds the hook limit of {limit}"),
-            })
+            self.failed(CallFailure::new(
+                FailureKind::BodyTooLarge,
+                format!("body of {len} bytes exceeds the hook limit of {limit}"),
+            ))
         })
     }
 
-    /// Prepares the call data, runs the phase's callbacks, and returns the resulting call
-    /// data. A failure discards the instance.
+    /// Prepares the call data, runs the phase's callbacks, and hands the call data back
+    /// with the result. No call data means the instance could not be checked out (`load`
+    /// never ran). A failure discards the instance.
     fn run(
         &mut self,
         phase: Phase,
-        load: impl FnOnce(&mut crate::state::CallData) -> (usize, Option<usize>, usize),
-    ) -> Result<PhaseResult, CallFailure> {
-        let ticks = self.engine.ticker.ticks_for(self.spec.timeout);
-        let result = self.run_inner(phase, ticks, load);
+        load: impl FnOnce(&mut CallData) -> (usize, Option<usize>, usize),
+    ) -> (Option<CallData>, Result<(), CallFailure>) {
+        let ticks = self.engine.ticker.ticks_for(self.timeout);
+        let (call, result) = match self.run_inner(phase, ticks, load) {
+            Ok((call, result)) => (Some(call), result),
+            Err(failure) => (None, Err(failure)),
+        };
         if let Some(instance) = self.instance.as_mut() {
             self.log.extend(instance.store.data_mut().take_log());
         }
@@ -319,37 +365,52 @@ impl HookSession {
             self.instance = None;
             self.http_context = None;
         }
-        result
+        (call, result)
     }
 
     fn run_inner(
         &mut self,
         phase: Phase,
         ticks: u64,
-        load: impl FnOnce(&mut crate::state::CallData) -> (usize, Option<usize>, usize),
-    ) -> Result<PhaseResult, CallFailure> {
-        let request_context = self.context.clone();
+        load: impl FnOnce(&mut CallData) -> (usize, Option<usize>, usize),
+    ) -> Result<(CallData, Result<(), CallFailure>), CallFailure> {
         let existing = self.http_context;
-        let instance = self.checkout(ticks)?;
+        let context = std::mem::take(&mut self.context);
+        let instance = match self.checkout(ticks) {
+            Ok(instance) => instance,
+            Err(failure) => {
+                self.context = context;
+                return Err(failure);
+            }
+        };
         instance.set_deadline(ticks);
         let call = &mut instance.store.data_mut().call;
         call.local_response = None;
-        call.context = request_context;
+        call.context = context;
         let (headers, body, trailers) = load(call);
-        let context = match existing {
-            Some(id) => id,
-            None => instance.new_context()?,
-        };
-        instance.run_phase(phase, context, headers, body, trailers)?;
-        let call = std::mem::take(&mut instance.store.data_mut().call);
-        self.http_context = Some(context);
-        Ok(PhaseResult { call })
+        let ran = match existing {
+            Some(id) => Ok(id),
+            None => instance.new_context(),
+        }
+        .and_then(|id| {
+            instance
+                .run_phase(phase, id, headers, body, trailers)
+                .map(|()| id)
+        });
+        let mut call = std::mem::take(&mut instance.store.data_mut().call);
+        self.context = std::mem::take(&mut call.context);
+        let result = ran.map(|id| self.http_context = Some(id));
+        Ok((call, result))
     }
 
     /// The session's instance: already checked out, idle in the pool, or a new one.
     fn checkout(&mut self, ticks: u64) -> Result<&mut HookInstance, CallFailure> {
         if self.instance.is_none() {
-            let pooled = self.key.as_ref().and_then(|k| self.engine.pool.take(k));
+            let pooled = if self.pooled {
+                self.engine.pool.take(&self.key)
+            } else {
+                None
+            };
             let instance = match pooled {
                 Some(instance) => instance,
                 None => self.start_instance(ticks)?,
@@ -360,20 +421,25 @@ impl HookSession {
     }
 
     fn start_instance(&mut self, ticks: u64) -> Result<HookInstance, CallFailure> {
-        let plugin = PluginInfo {
-            name: self.spec.name.clone(),
-            root_id: self.spec.root_id.clone(),
-            container_id: self.context.container_id.clone(),
-            config: self.spec.config.clone(),
+        let start = || {
+            HookInstance::start(
+                &self.engine.wasm,
+                &self.module,
+                self.key.plugin(),
+                self.engine.services.clone(),
+                ticks,
+            )
         };
-        HookInstance::start(
-            &self.engine.wasm,
-            &self.spec.module,
-            plugin,
-            self.engine.services.clone(),
-            ticks,
-        )
-        .inspect_err(|failure| {
+        // Idle pooled instances hold allocator slots; when they are all taken,
+        // shed some and try once more rather than fail the request.
+        let started = match start() {
+            Err(failure) if failure.slots_exhausted => {
+                self.engine.pool.shed(SHED_ON_EXHAUSTION);
+                start()
+            }
+            other => other,
+        };
+        started.inspect_err(|failure| {
             self.log.push(LogRecord {
                 level: LogLevel::Error,
                 message: format!("[host] instance failed to start: {}", failure.message),
@@ -385,10 +451,14 @@ impl HookSession {
         let reason = match failure.kind {
             FailureKind::Timeout => format!(
                 "hook {} exceeded its timeout of {} ms",
-                self.spec.name,
-                self.spec.timeout.as_millis()
+                self.key.plugin_name(),
+                self.timeout.as_millis()
             ),
-            _ => format!("hook {} failed: {}", self.spec.name, failure.message),
+            _ => format!(
+                "hook {} failed: {}",
+                self.key.plugin_name(),
+                failure.message
+            ),
         };
         self.log.push(LogRecord {
             level: LogLevel::Error,
@@ -398,7 +468,7 @@ impl HookSession {
         HookOutcome::Failed(HookFailure {
             kind: failure.kind,
             message: reason.clone(),
-            policy: self.spec.policy,
+            policy: self.policy,
             response: failure_response(failure.kind, &reason),
         })
     }
@@ -410,18 +480,20 @@ impl HookSession {
             return;
         };
         if let Some(context) = self.http_context.take() {
-            instance.set_deadline(self.engine.ticker.ticks_for(self.spec.timeout));
+            instance.set_deadline(self.engine.ticker.ticks_for(self.timeout));
             let ended = instance.end_context(context);
             self.log.extend(instance.store.data_mut().take_log());
             if ended.is_err() {
                 return;
             }
         }
-        let Some(key) = self.key.take() else {
+        if !self.pooled {
             return;
-        };
+        }
+        // Only once: a released session has no instance left to give back.
+        self.pooled = false;
         instance.store.data_mut().call = Default::default();
-        self.engine.pool.give_back(key, instance);
+        self.engine.pool.give_back(self.key.clone(), instance);
     }
 }
 
@@ -432,18 +504,12 @@ impl Drop for HookSession {
 }
 
 fn lost_instance() -> CallFailure {
-    CallFailure {
-        kind: FailureKind::Trap,
-        message: "instance unavailable".to_string(),
-    }
+    CallFailure::new(FailureKind::Trap, "instance unavailable")
 }
 
-struct PhaseResult {
-    call: crate::state::CallData,
-}
-
-fn request_map(parts: &RequestParts) -> Vec<Header> {
-    let mut map = Vec::with_capacity(parts.headers.len() + 4);
+fn request_map(parts: &mut RequestParts) -> Vec<Header> {
+    // Room for a few headers the guest adds without regrowing.
+    let mut map = Vec::with_capacity(parts.headers.len() + 4 + SPARE_HEADERS);
     map.push((":method".to_string(), parts.method.as_bytes().to_vec()));
     map.push((":path".to_string(), parts.path.as_bytes().to_vec()));
     map.push((
@@ -451,60 +517,74 @@ fn request_map(parts: &RequestParts) -> Vec<Header> {
         parts.authority.as_bytes().to_vec(),
     ));
     map.push((":scheme".to_string(), parts.scheme.as_bytes().to_vec()));
-    map.extend(parts.headers.iter().cloned());
+    map.append(&mut parts.headers);
     map
 }
 
-fn response_map(parts: &ResponseParts) -> Vec<Header> {
-    let mut map = Vec::with_capacity(parts.headers.len() + 1);
+fn response_map(parts: &mut ResponseParts) -> Vec<Header> {
+    let mut map = Vec::with_capacity(parts.headers.len() + 1 + SPARE_HEADERS);
     map.push((":status".to_string(), parts.status.to_string().into_bytes()));
-    map.extend(parts.headers.iter().cloned());
+    map.append(&mut parts.headers);
     map
 }
 
-/// Splits a map the guest edited into pseudo-headers and regular headers.
-fn split_pseudo(map: Vec<Header>) -> (Vec<Header>, Vec<Header>) {
-    map.into_iter().partition(|(k, _)| k.starts_with(':'))
-}
-
-fn pseudo_text(pseudo: &[Header], name: &str) -> Option<String> {
+/// Takes the pseudo-headers out of a map the guest edited, leaving the regular
+/// headers in place (no new vectors).
+fn take_pseudo(map: &mut Vec<Header>) -> Vec<Header> {
+    let leading = map.iter().take_while(|(k, _)| k.starts_with(':')).count();
+    let mut pseudo: Vec<Header> = map.drain(..leading).collect();
+    if map.iter().any(|(k, _)| k.starts_with(':')) {
+        let mut i = 0;
+        while i < map.len() {
+            if map[i].0.starts_with(':') {
+                pseudo.push(map.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
     pseudo
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| String::from_utf8(v.clone()).ok())
 }
 
-/// Writes the guest's edits into the request and describes them.
-fn apply_request(parts: &mut RequestParts, result: PhaseResult) -> Changes {
-    let call = result.call;
-    if !call.request_touched {
-        return body_change(
-            call.request_body_replaced,
-            call.request_body,
-            &mut parts.body,
-        );
+/// The guest's value of a pseudo-header when it differs from `current`: moved
+/// out of the list, so nothing is copied.
+fn changed_pseudo(pseudo: &mut [Header], name: &str, current: &str) -> Option<String> {
+    let (_, value) = pseudo.iter_mut().find(|(k, _)| k == name)?;
+    if value.is_empty() || value.as_slice() == current.as_bytes() {
+        return None;
     }
-    let (pseudo, headers) = split_pseudo(call.request_headers);
-    let mut changes = header_diff(&parts.headers, &headers);
-    if let Some(path) = pseudo_text(&pseudo, ":path").filter(|p| *p != parts.path && !p.is_empty())
-    {
-        changes.path = Some(path.clone());
-        parts.path = path;
+    String::from_utf8(std::mem::take(value)).ok()
+}
+
+/// Moves the headers back into the request. Kept (`Continue`): with the guest's edits,
+/// described by the returned changes. Otherwise: the edits undone.
+fn restore_request(parts: &mut RequestParts, mut call: CallData, kept: bool) -> Changes {
+    let mut pseudo = take_pseudo(&mut call.request_headers);
+    parts.headers = call.request_headers;
+    if !kept {
+        undo(&mut parts.headers, call.request_edits);
+        return Changes::default();
     }
-    if let Some(method) =
-        pseudo_text(&pseudo, ":method").filter(|m| *m != parts.method && !m.is_empty())
-    {
-        changes.method = Some(method.clone());
-        parts.method = method;
+    let mut changes = Changes {
+        added_headers: call.request_edits.added,
+        removed_headers: call.request_edits.removed,
+        ..Changes::default()
+    };
+    if call.request_touched {
+        parts.trailers = call.request_trailers;
+        if let Some(path) = changed_pseudo(&mut pseudo, ":path", &parts.path) {
+            changes.path = Some(path.clone());
+            parts.path = path;
+        }
+        if let Some(method) = changed_pseudo(&mut pseudo, ":method", &parts.method) {
+            changes.method = Some(method.clone());
+            parts.method = method;
+        }
+        if let Some(authority) = changed_pseudo(&mut pseudo, ":authority", &parts.authority) {
+            changes.authority = Some(authority.clone());
+            parts.authority = authority;
+        }
     }
-    if let Some(authority) =
-        pseudo_text(&pseudo, ":authority").filter(|a| *a != parts.authority && !a.is_empty())
-    {
-        changes.authority = Some(authority.clone());
-        parts.authority = authority;
-    }
-    parts.headers = headers;
-    parts.trailers = call.request_trailers;
     if call.request_body_replaced {
         changes.body_replaced = true;
         parts.body = Some(call.request_body);
@@ -512,24 +592,31 @@ fn apply_request(parts: &mut RequestParts, result: PhaseResult) -> Changes {
     changes
 }
 
-fn apply_response(parts: &mut ResponseParts, result: PhaseResult) -> Changes {
-    let call = result.call;
-    if !call.response_touched {
-        return body_change(
-            call.response_body_replaced,
-            call.response_body,
-            &mut parts.body,
-        );
+/// [`restore_request`] for the response.
+fn restore_response(parts: &mut ResponseParts, mut call: CallData, kept: bool) -> Changes {
+    let pseudo = take_pseudo(&mut call.response_headers);
+    parts.headers = call.response_headers;
+    if !kept {
+        undo(&mut parts.headers, call.response_edits);
+        return Changes::default();
     }
-    let (pseudo, headers) = split_pseudo(call.response_headers);
-    let mut changes = header_diff(&parts.headers, &headers);
-    let status = pseudo_text(&pseudo, ":status").and_then(|s| s.parse::<u16>().ok());
-    if let Some(status) = status.filter(|s| *s != parts.status && (100..=599).contains(s)) {
-        changes.status = Some(status);
-        parts.status = status;
+    let mut changes = Changes {
+        added_headers: call.response_edits.added,
+        removed_headers: call.response_edits.removed,
+        ..Changes::default()
+    };
+    if call.response_touched {
+        parts.trailers = call.response_trailers;
+        let status = pseudo
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|s| s.parse::<u16>().ok());
+        if let Some(status) = status.filter(|s| *s != parts.status && (100..=599).contains(s)) {
+            changes.status = Some(status);
+            parts.status = status;
+        }
     }
-    parts.headers = headers;
-    parts.trailers = call.response_trailers;
     if call.response_body_replaced {
         changes.body_replaced = true;
         parts.body = Some(call.response_body);
@@ -537,35 +624,15 @@ fn apply_response(parts: &mut ResponseParts, result: PhaseResult) -> Changes {
     changes
 }
 
-/// The changes of a phase whose header maps the guest never wrote: at most
-/// a replaced body.
-fn body_change(replaced: bool, body: Vec<u8>, target: &mut Option<Vec<u8>>) -> Changes {
-    if replaced {
-        *target = Some(body);
-    }
-    Changes {
-        body_replaced: replaced,
-        ..Changes::default()
-    }
-}
-
-/// Headers added and removed, counting repeats.
-fn header_diff(before: &[Header], after: &[Header]) -> Changes {
-    let mut remaining: Vec<&Header> = before.iter().collect();
-    let mut added = Vec::new();
-    for header in after {
-        match remaining.iter().position(|h| *h == header) {
-            Some(at) => {
-                remaining.swap_remove(at);
-            }
-            None => added.push(header.clone()),
+/// Takes a guest's edits back out of a header list: each added value goes (the last
+/// occurrence), each removed one returns at the end.
+fn undo(headers: &mut Vec<Header>, edits: Edits) {
+    for added in edits.added.iter().rev() {
+        if let Some(at) = headers.iter().rposition(|h| h == added) {
+            headers.remove(at);
         }
     }
-    Changes {
-        added_headers: added,
-        removed_headers: remaining.into_iter().cloned().collect(),
-        ..Changes::default()
-    }
+    headers.extend(edits.removed);
 }
 
 /// The JSON error fail-closed answers with, in the API's error envelope.
@@ -615,18 +682,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_diff_counts_repeats() {
-        let before = vec![
+    fn edited_pseudo_headers_come_out_and_unchanged_ones_are_ignored() {
+        let mut map = vec![
+            (":method".to_string(), b"GET".to_vec()),
             ("a".to_string(), b"1".to_vec()),
-            ("a".to_string(), b"1".to_vec()),
+            (":path".to_string(), b"/new".to_vec()),
+            (":authority".to_string(), Vec::new()),
         ];
-        let after = vec![
-            ("a".to_string(), b"1".to_vec()),
-            ("b".to_string(), b"2".to_vec()),
-        ];
-        let diff = header_diff(&before, &after);
-        assert_eq!(diff.added_headers, vec![("b".to_string(), b"2".to_vec())]);
-        assert_eq!(diff.removed_headers, vec![("a".to_string(), b"1".to_vec())]);
+        let mut pseudo = take_pseudo(&mut map);
+        assert_eq!(map, vec![("a".to_string(), b"1".to_vec())]);
+        assert_eq!(changed_pseudo(&mut pseudo, ":method", "GET"), None);
+        assert_eq!(
+            changed_pseudo(&mut pseudo, ":path", "/old").as_deref(),
+            Some("/new")
+        );
+        assert_eq!(changed_pseudo(&mut pseudo, ":authority", "x"), None);
+        assert_eq!(changed_pseudo(&mut pseudo, ":scheme", "http"), None);
     }
 
     #[test]

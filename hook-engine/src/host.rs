@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{
-    checked_header, decode_pairs, encode_headers, BufferType, Header, LogLevel, MapType,
-    MetricType, Status,
+    checked_header_owned, decode_pairs, encode_headers, header_rejection, BufferType, Header,
+    LogLevel, MapType, MetricType, Status,
 };
 use crate::outcome::LocalResponse;
 use crate::properties;
@@ -87,14 +87,18 @@ pub(crate) fn return_bytes(
     let address = if bytes.is_empty() {
         0
     } else {
+        let len = i32::try_from(bytes.len()).map_err(|_| Status::BadArgument)?;
+        // Taken out for the call and put back (a clone would touch the engine's
+        // type registry on every returned value).
         let alloc = caller
-            .data()
+            .data_mut()
             .guest
             .alloc
-            .clone()
+            .take()
             .ok_or(Status::InternalFailure)?;
-        let len = i32::try_from(bytes.len()).map_err(|_| Status::BadArgument)?;
-        let address = alloc.call(&mut *caller, len)?;
+        let called = alloc.call(&mut *caller, len);
+        caller.data_mut().guest.alloc = Some(alloc);
+        let address = called?;
         if address == 0 {
             return Err(Status::InternalFailure.into());
         }
@@ -203,9 +207,13 @@ fn add_logging_and_time(linker: &mut Linker<HostState>) -> wasmtime::Result<()> 
 }
 
 fn log(c: &mut Ctx<'_>, level: i32, ptr: i32, len: i32) -> HostResult {
+    let level = LogLevel::from_abi(level);
+    if level < c.data().services.min_log_level {
+        return Ok(());
+    }
     let message = read(c, ptr, len)?;
     let message = String::from_utf8_lossy(&message).into_owned();
-    c.data_mut().push_log(LogLevel::from_abi(level), message);
+    c.data_mut().push_log(level, message);
     Ok(())
 }
 
@@ -277,10 +285,10 @@ fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
     let pairs = decode_pairs(&raw).ok_or(Status::ParseFailure)?;
     let mut headers = Vec::with_capacity(pairs.len());
     for (name, value) in pairs {
-        headers.push(validated(c, &name, &value)?);
+        headers.push(validated(c, name, value)?);
     }
     within_header_budget(c, &headers)?;
-    *c.data_mut().call.map_mut(map) = headers;
+    c.data_mut().call.set_headers(map, headers);
     Ok(())
 }
 
@@ -293,13 +301,13 @@ fn get_map_value(
     len_out: i32,
 ) -> HostResult {
     let map = map_type(map)?;
-    let key = String::from_utf8_lossy(&read(c, kp, kl)?).to_ascii_lowercase();
+    let key = read(c, kp, kl)?;
     let mut values = c
         .data()
         .call
         .map(map)
         .iter()
-        .filter(|(k, _)| *k == key)
+        .filter(|(k, _)| k.as_bytes().eq_ignore_ascii_case(&key))
         .map(|(_, v)| v.as_slice());
     // Repeated headers read as one comma-joined value, as Envoy presents them.
     let first = values.next().ok_or(Status::NotFound)?;
@@ -323,41 +331,51 @@ fn put_map_value(
     let map = map_type(map)?;
     let name = read(c, kp, kl)?;
     let value = read(c, vp, vl)?;
-    let header = validated(c, &name, &value)?;
-    let mut next: Vec<Header> = c.data().call.map(map).clone();
-    if replace {
-        match next.iter().position(|(k, _)| *k == header.0) {
-            Some(at) => {
-                next[at].1 = header.1;
-                let name = next[at].0.clone();
-                let mut seen = false;
-                next.retain(|(k, _)| *k != name || !std::mem::replace(&mut seen, true));
-            }
-            None => next.push(header),
-        }
+    let header = validated(c, name, value)?;
+    let limit = c.data().services.limits.max_header_bytes;
+    let current = c.data().call.map(map);
+    let size = |h: &Header| h.0.len() + h.1.len();
+    let total: usize = current.iter().map(size).sum();
+    // What the map would hold afterwards, checked before anything changes: a
+    // replace drops every value of the name, an add keeps them.
+    let dropped: usize = if replace {
+        current.iter().filter(|h| h.0 == header.0).map(size).sum()
     } else {
-        next.push(header);
+        0
+    };
+    let after = total - dropped + size(&header);
+    if after > limit {
+        c.data_mut().host_log(
+            LogLevel::Warn,
+            format!("refused header change: map would hold {after} bytes (limit {limit})"),
+        );
+        return Err(Status::BadArgument.into());
     }
-    within_header_budget(c, &next)?;
-    *c.data_mut().call.map_mut(map) = next;
+    let call = &mut c.data_mut().call;
+    if replace {
+        call.replace_header(map, header);
+    } else {
+        call.add_header(map, header);
+    }
     Ok(())
 }
 
 fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     let map = map_type(map)?;
-    let key = String::from_utf8_lossy(&read(c, kp, kl)?).to_ascii_lowercase();
-    c.data_mut().call.map_mut(map).retain(|(k, _)| *k != key);
+    let key = read(c, kp, kl)?;
+    c.data_mut().call.remove_header(map, &key);
     Ok(())
 }
 
 /// Checks a header the guest writes, logging why one is refused.
-fn validated(c: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> HostResult<Header> {
-    checked_header(name, value).map_err(|why| {
-        let shown = String::from_utf8_lossy(name).into_owned();
+fn validated(c: &mut Ctx<'_>, name: Vec<u8>, value: Vec<u8>) -> HostResult<Header> {
+    if let Some(why) = header_rejection(&name, &value) {
+        let shown = String::from_utf8_lossy(&name).into_owned();
         c.data_mut()
             .host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
-        Status::BadArgument.into()
-    })
+        return Err(Status::BadArgument.into());
+    }
+    checked_header_owned(name, value).map_err(|_| Status::BadArgument.into())
 }
 
 fn within_header_budget(c: &mut Ctx<'_>, headers: &[Header]) -> HostResult {
@@ -509,7 +527,7 @@ fn send_local_response(
     let pairs = decode_pairs(&raw_headers).ok_or(Status::ParseFailure)?;
     let mut checked = Vec::with_capacity(pairs.len());
     for (name, value) in pairs {
-        checked.push(validated(c, &name, &value)?);
+        checked.push(validated(c, name, value)?);
     }
     within_header_budget(c, &checked)?;
     c.data_mut().call.local_response = Some(LocalResponse {

@@ -19,6 +19,9 @@ pub(crate) const ROOT_CONTEXT: i32 = 1;
 pub(crate) struct CallFailure {
     pub kind: FailureKind,
     pub message: String,
+    /// The pooling allocator had no free slot (worth retrying once idle
+    /// instances are shed).
+    pub slots_exhausted: bool,
 }
 
 impl CallFailure {
@@ -30,14 +33,22 @@ impl CallFailure {
         Self {
             kind,
             message: error_text(error),
+            slots_exhausted: error
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some(),
+        }
+    }
+
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            slots_exhausted: false,
         }
     }
 
     fn start(message: impl Into<String>) -> Self {
-        Self {
-            kind: FailureKind::Start,
-            message: message.into(),
-        }
+        Self::new(FailureKind::Start, message)
     }
 }
 
@@ -96,7 +107,9 @@ pub(crate) enum Phase {
 
 pub(crate) struct HookInstance {
     pub store: Store<HostState>,
-    exports: GuestExports,
+    /// Boxed: thirteen typed handles make a large struct, and instances move
+    /// between the pool and sessions on every request.
+    exports: Box<GuestExports>,
     next_context: i32,
     /// When `proxy_on_tick` last ran (or the instance started).
     pub last_tick: std::time::Instant,
@@ -136,7 +149,7 @@ impl HookInstance {
             .map_err(|_| CallFailure::start("module exports no usable allocator"))?;
         store.data_mut().guest.memory = Some(memory);
         store.data_mut().guest.alloc = Some(alloc);
-        let exports = GuestExports::load(&instance, &mut store);
+        let exports = Box::new(GuestExports::load(&instance, &mut store));
         let mut this = Self {
             store,
             exports,
@@ -162,18 +175,14 @@ impl HookInstance {
     }
 
     fn configure(&mut self, config_len: i32) -> Result<(), CallFailure> {
-        if let Some(create) = self.exports.context_create.clone() {
+        if let Some(create) = &self.exports.context_create {
             create
                 .call(&mut self.store, (ROOT_CONTEXT, 0))
                 .map_err(|e| CallFailure::from_error(&e, FailureKind::Start))?;
         }
         let steps = [
-            (self.exports.vm_start.clone(), 0, "proxy_on_vm_start"),
-            (
-                self.exports.configure.clone(),
-                config_len,
-                "proxy_on_configure",
-            ),
+            (&self.exports.vm_start, 0, "proxy_on_vm_start"),
+            (&self.exports.configure, config_len, "proxy_on_configure"),
         ];
         for (func, size, name) in steps {
             let Some(func) = func else { continue };
@@ -191,7 +200,7 @@ impl HookInstance {
     pub fn new_context(&mut self) -> Result<i32, CallFailure> {
         let id = self.next_context;
         self.next_context = self.next_context.checked_add(1).unwrap_or(ROOT_CONTEXT + 1);
-        if let Some(create) = self.exports.context_create.clone() {
+        if let Some(create) = &self.exports.context_create {
             create
                 .call(&mut self.store, (id, ROOT_CONTEXT))
                 .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
@@ -214,66 +223,52 @@ impl HookInstance {
         body: Option<usize>,
         trailers: usize,
     ) -> Result<(), CallFailure> {
+        // The exports are borrowed, not cloned: cloning a `TypedFunc` clones its
+        // registered type (reference counting in the engine's type registry).
+        let exports = &self.exports;
         let (on_headers, on_body, on_trailers) = match phase {
             Phase::Request => (
-                self.exports.request_headers.clone(),
-                self.exports.request_body.clone(),
-                self.exports.request_trailers.clone(),
+                &exports.request_headers,
+                &exports.request_body,
+                &exports.request_trailers,
             ),
             Phase::Response => (
-                self.exports.response_headers.clone(),
-                self.exports.response_body.clone(),
-                self.exports.response_trailers.clone(),
+                &exports.response_headers,
+                &exports.response_body,
+                &exports.response_trailers,
             ),
         };
+        let store = &mut self.store;
         let end_of_stream = i32::from(body.is_none() && trailers == 0);
         if let Some(f) = on_headers {
-            self.call_stream(&f, (context, headers as i32, end_of_stream))?;
+            call_stream(store, f, (context, headers as i32, end_of_stream))?;
         }
         if let (Some(f), Some(len)) = (on_body, body) {
-            if self.store.data().call.local_response.is_none() {
-                self.call_stream(&f, (context, len as i32, i32::from(trailers == 0)))?;
+            if store.data().call.local_response.is_none() {
+                call_stream(store, f, (context, len as i32, i32::from(trailers == 0)))?;
             }
         }
         if let (Some(f), true) = (on_trailers, trailers > 0) {
-            if self.store.data().call.local_response.is_none() {
+            if store.data().call.local_response.is_none() {
                 let action = f
-                    .call(&mut self.store, (context, trailers as i32))
+                    .call(&mut *store, (context, trailers as i32))
                     .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
-                self.note_pause(action);
+                note_pause(store, action);
             }
         }
         Ok(())
-    }
-
-    fn call_stream(&mut self, f: &Call3, args: (i32, i32, i32)) -> Result<(), CallFailure> {
-        let action = f
-            .call(&mut self.store, args)
-            .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
-        self.note_pause(action);
-        Ok(())
-    }
-
-    fn note_pause(&mut self, action: i32) {
-        if action != ACTION_CONTINUE && self.store.data().call.local_response.is_none() {
-            self.store.data_mut().host_log(
-                crate::abi::LogLevel::Debug,
-                "guest paused without a local response; continuing (bodies arrive whole)"
-                    .to_string(),
-            );
-        }
     }
 
     /// Ends a request's context: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
     pub fn end_context(&mut self, context: i32) -> Result<(), CallFailure> {
         let trap = |e: wasmtime::Error| CallFailure::from_error(&e, FailureKind::Trap);
-        if let Some(done) = self.exports.done.clone() {
+        if let Some(done) = &self.exports.done {
             done.call(&mut self.store, context).map_err(trap)?;
         }
-        if let Some(log) = self.exports.log.clone() {
+        if let Some(log) = &self.exports.log {
             log.call(&mut self.store, context).map_err(trap)?;
         }
-        if let Some(delete) = self.exports.delete.clone() {
+        if let Some(delete) = &self.exports.delete {
             delete.call(&mut self.store, context).map_err(trap)?;
         }
         Ok(())
@@ -281,10 +276,31 @@ impl HookInstance {
 
     /// Calls `proxy_on_tick` on the root context.
     pub fn tick(&mut self) -> Result<(), CallFailure> {
-        if let Some(tick) = self.exports.tick.clone() {
+        if let Some(tick) = &self.exports.tick {
             tick.call(&mut self.store, ROOT_CONTEXT)
                 .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
         }
         Ok(())
+    }
+}
+
+fn call_stream(
+    store: &mut Store<HostState>,
+    f: &Call3,
+    args: (i32, i32, i32),
+) -> Result<(), CallFailure> {
+    let action = f
+        .call(&mut *store, args)
+        .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
+    note_pause(store, action);
+    Ok(())
+}
+
+fn note_pause(store: &mut Store<HostState>, action: i32) {
+    if action != ACTION_CONTINUE && store.data().call.local_response.is_none() {
+        store.data_mut().host_log(
+            crate::abi::LogLevel::Debug,
+            "guest paused without a local response; continuing (bodies arrive whole)".to_string(),
+        );
     }
 }

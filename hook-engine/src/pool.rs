@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::instance::HookInstance;
 use crate::outcome::HookSpec;
+use crate::state::PluginInfo;
 
 /// What makes two instances interchangeable. Cheap to clone and to hash (the
 /// hash is computed once), since every pooled request looks one up.
@@ -72,6 +73,22 @@ impl PoolKey {
     pub fn container(&self) -> &str {
         &self.0.container
     }
+
+    /// The plugin identity an instance of this key starts with.
+    pub fn plugin(&self) -> PluginInfo {
+        let k = &self.0;
+        PluginInfo {
+            name: k.plugin.clone(),
+            root_id: k.root_id.clone(),
+            container_id: k.container.clone(),
+            config: k.config.clone(),
+        }
+    }
+
+    /// `plugin_name`, for log lines.
+    pub fn plugin_name(&self) -> &str {
+        &self.0.plugin
+    }
 }
 
 impl PartialEq for PoolKey {
@@ -111,8 +128,14 @@ impl Hasher for KeyHasher {
 type KeyMap<V> = HashMap<PoolKey, V, BuildHasherDefault<KeyHasher>>;
 
 pub(crate) struct InstancePool {
-    idle: Mutex<KeyMap<Vec<HookInstance>>>,
+    idle: Mutex<KeyMap<Vec<Idle>>>,
     max_idle_per_key: usize,
+}
+
+/// An idle instance and the thread that last ran it.
+struct Idle {
+    instance: HookInstance,
+    home: std::thread::ThreadId,
 }
 
 impl InstancePool {
@@ -123,9 +146,18 @@ impl InstancePool {
         }
     }
 
+    /// An idle instance of `key`, preferably one this thread ran last: its store and
+    /// guest memory are still warm in this core's caches (the proxy runs one worker
+    /// per core, and instances would otherwise alternate between them).
     pub fn take(&self, key: &PoolKey) -> Option<HookInstance> {
+        let here = std::thread::current().id();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.get_mut(key)?.pop()
+        let list = idle.get_mut(key)?;
+        let at = list
+            .iter()
+            .rposition(|i| i.home == here)
+            .or_else(|| list.len().checked_sub(1))?;
+        Some(list.swap_remove(at).instance)
     }
 
     /// Keeps a healthy instance for reuse, or drops it when enough are idle.
@@ -133,7 +165,10 @@ impl InstancePool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let slot = idle.entry(key).or_default();
         if slot.len() < self.max_idle_per_key {
-            slot.push(instance);
+            slot.push(Idle {
+                instance,
+                home: std::thread::current().id(),
+            });
         }
     }
 
@@ -148,11 +183,28 @@ impl InstancePool {
         idle.retain(|key, _| key.container() != container);
     }
 
+    /// Drops up to `count` idle instances, from the keys holding the most, to free
+    /// allocator slots. Returns how many went.
+    pub fn shed(&self, count: usize) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shed = 0;
+        while shed < count {
+            let Some(list) = idle.values_mut().max_by_key(|list| list.len()) else {
+                break;
+            };
+            if list.pop().is_none() {
+                break;
+            }
+            shed += 1;
+        }
+        shed
+    }
+
     /// Takes every idle instance out, for ticking outside the lock.
     pub fn drain(&self) -> Vec<(PoolKey, HookInstance)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.iter_mut()
-            .flat_map(|(key, list)| list.drain(..).map(move |i| (key.clone(), i)))
+            .flat_map(|(key, list)| list.drain(..).map(move |i| (key.clone(), i.instance)))
             .collect()
     }
 }

@@ -34,9 +34,10 @@ fn split_dotted(path: &str) -> Vec<String> {
 /// The property's value, or `None` for `NotFound`. Integers are 8-byte little endian as
 /// in Envoy.
 pub(crate) fn resolve(state: &HostState, path: &[String]) -> Option<Vec<u8>> {
-    let joined = path.join(".");
-    if let Some(value) = state.call.properties.get(&joined) {
-        return Some(value.clone());
+    if !state.call.properties.is_empty() {
+        if let Some(value) = state.call.properties.get(&path.join(".")) {
+            return Some(value.clone());
+        }
     }
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let call = &state.call;
@@ -47,12 +48,12 @@ pub(crate) fn resolve(state: &HostState, path: &[String]) -> Option<Vec<u8>> {
             .map(|code| code.to_le_bytes().to_vec()),
         ["response", "headers"] => Some(encode_headers(&regular(&call.response_headers))),
         ["response", "headers", name] => header(&call.response_headers, name),
-        ["source", "address"] => call.context.source.map(|a| a.to_string().into_bytes()),
+        ["source", "address"] => call.context.source.map(address_text),
         ["source", "port"] => call
             .context
             .source
             .map(|a| i64::from(a.port()).to_le_bytes().to_vec()),
-        ["destination", "address"] => call.context.destination.map(|a| a.to_string().into_bytes()),
+        ["destination", "address"] => call.context.destination.map(address_text),
         ["destination", "port"] => call
             .context
             .destination
@@ -83,6 +84,39 @@ fn request_property(headers: &[Header], rest: &[&str], state: &HostState) -> Opt
         ["headers", name] => header(headers, name),
         _ => None,
     }
+}
+
+/// `ip:port` (`[ip]:port` for IPv6). IPv4 is written by hand: the generic
+/// `Display` of a socket address formats through a temporary buffer and shows
+/// up in profiles of hooks that read `source.address` on every request.
+fn address_text(address: std::net::SocketAddr) -> Vec<u8> {
+    let std::net::SocketAddr::V4(v4) = address else {
+        return address.to_string().into_bytes();
+    };
+    let mut out = Vec::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        push_decimal(&mut out, u32::from(octet));
+    }
+    out.push(b':');
+    push_decimal(&mut out, u32::from(v4.port()));
+    out
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn pseudo(headers: &[Header], name: &str) -> Option<Vec<u8>> {
@@ -121,6 +155,19 @@ fn query(path: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for text in [
+            "127.0.0.1:40000",
+            "10.0.0.255:0",
+            "0.0.0.0:65535",
+            "[::1]:8080",
+        ] {
+            let address: std::net::SocketAddr = text.parse().expect("address");
+            assert_eq!(address_text(address), text.as_bytes());
+        }
+    }
 
     #[test]
     fn parses_nul_and_dotted_paths() {

@@ -80,9 +80,48 @@ pub(crate) struct CallData {
     /// Values written with `proxy_set_property`, read back by `proxy_get_property`.
     pub properties: HashMap<String, Vec<u8>>,
     /// Whether the guest wrote the request / response header map (trailers
-    /// included): an untouched phase hands nothing back to diff.
+    /// included): an untouched phase hands nothing back.
     pub request_touched: bool,
     pub response_touched: bool,
+    /// The guest's header edits, recorded as they happen so the proxy applies them to
+    /// its own map without comparing maps.
+    pub request_edits: Edits,
+    pub response_edits: Edits,
+}
+
+/// Regular headers a guest added to and removed from a header map, net: a header it
+/// added and then removed again appears in neither list. Pseudo-headers are read from
+/// the map itself.
+#[derive(Debug, Default)]
+pub(crate) struct Edits {
+    pub added: Vec<Header>,
+    pub removed: Vec<Header>,
+}
+
+impl Edits {
+    fn add(&mut self, header: &Header) {
+        if header.0.starts_with(':') {
+            return;
+        }
+        match self.removed.iter().position(|h| h == header) {
+            Some(at) => {
+                self.removed.remove(at);
+            }
+            None => self.added.push(header.clone()),
+        }
+    }
+
+    fn remove(&mut self, header: Header) {
+        if header.0.starts_with(':') {
+            return;
+        }
+        match self.added.iter().position(|h| *h == header) {
+            Some(at) => {
+                self.added.remove(at);
+            }
+            None => self.removed.push(header),
+        }
+    }
 }
 
 impl CallData {
@@ -95,16 +134,88 @@ impl CallData {
         }
     }
 
-    pub fn map_mut(&mut self, map: MapType) -> &mut Vec<Header> {
+    /// The map and, for header maps, its edit log; marks the phase touched.
+    fn map_mut(&mut self, map: MapType) -> (&mut Vec<Header>, Option<&mut Edits>) {
         match map {
             MapType::RequestHeaders | MapType::RequestTrailers => self.request_touched = true,
             MapType::ResponseHeaders | MapType::ResponseTrailers => self.response_touched = true,
         }
         match map {
-            MapType::RequestHeaders => &mut self.request_headers,
-            MapType::RequestTrailers => &mut self.request_trailers,
-            MapType::ResponseHeaders => &mut self.response_headers,
-            MapType::ResponseTrailers => &mut self.response_trailers,
+            MapType::RequestHeaders => (&mut self.request_headers, Some(&mut self.request_edits)),
+            MapType::RequestTrailers => (&mut self.request_trailers, None),
+            MapType::ResponseHeaders => {
+                (&mut self.response_headers, Some(&mut self.response_edits))
+            }
+            MapType::ResponseTrailers => (&mut self.response_trailers, None),
+        }
+    }
+
+    /// `proxy_add_header_map_value`: appends a value.
+    pub fn add_header(&mut self, map: MapType, header: Header) {
+        let (headers, edits) = self.map_mut(map);
+        if let Some(edits) = edits {
+            edits.add(&header);
+        }
+        headers.push(header);
+    }
+
+    /// `proxy_replace_header_map_value`: the first value of the name takes the new value
+    /// in place and its other values go; an absent name is appended.
+    pub fn replace_header(&mut self, map: MapType, header: Header) {
+        let (headers, edits) = self.map_mut(map);
+        let Some(first) = headers.iter().position(|(k, _)| *k == header.0) else {
+            if let Some(edits) = edits {
+                edits.add(&header);
+            }
+            headers.push(header);
+            return;
+        };
+        let old = std::mem::replace(&mut headers[first].1, header.1.clone());
+        let mut index = 0;
+        let mut duplicates = Vec::new();
+        headers.retain_mut(|h| {
+            let duplicate = index > first && h.0 == header.0;
+            index += 1;
+            if duplicate {
+                duplicates.push(std::mem::take(h));
+            }
+            !duplicate
+        });
+        if let Some(edits) = edits {
+            // In their original order, so an undo puts them back in it.
+            edits.remove((header.0.clone(), old));
+            for duplicate in duplicates {
+                edits.remove(duplicate);
+            }
+            edits.add(&header);
+        }
+    }
+
+    /// `proxy_remove_header_map_value`: every value of the name goes.
+    pub fn remove_header(&mut self, map: MapType, name: &[u8]) {
+        let (headers, mut edits) = self.map_mut(map);
+        headers.retain_mut(|h| {
+            if !h.0.as_bytes().eq_ignore_ascii_case(name) {
+                return true;
+            }
+            if let Some(edits) = edits.as_deref_mut() {
+                edits.remove(std::mem::take(h));
+            }
+            false
+        });
+    }
+
+    /// `proxy_set_header_map_pairs`: the whole map is replaced.
+    pub fn set_headers(&mut self, map: MapType, replacement: Vec<Header>) {
+        let (headers, edits) = self.map_mut(map);
+        let old = std::mem::replace(headers, replacement);
+        if let Some(edits) = edits {
+            for header in old {
+                edits.remove(header);
+            }
+            for header in headers.iter() {
+                edits.add(header);
+            }
         }
     }
 }
@@ -186,4 +297,77 @@ fn seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0x9E37_79B9_7F4A_7C15);
     hasher.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(k: &str, v: &str) -> Header {
+        (k.to_string(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn replace_keeps_the_first_position_and_logs_what_went() {
+        let mut call = CallData {
+            request_headers: vec![h("a", "1"), h("x", "old"), h("b", "2"), h("x", "dup")],
+            ..CallData::default()
+        };
+        call.replace_header(MapType::RequestHeaders, h("x", "new"));
+        assert_eq!(
+            call.request_headers,
+            vec![h("a", "1"), h("x", "new"), h("b", "2")]
+        );
+        assert_eq!(call.request_edits.added, vec![h("x", "new")]);
+        assert_eq!(
+            call.request_edits.removed,
+            vec![h("x", "old"), h("x", "dup")]
+        );
+        assert!(call.request_touched && !call.response_touched);
+    }
+
+    #[test]
+    fn edits_are_net_of_what_the_guest_undid() {
+        let mut call = CallData {
+            response_headers: vec![h(":status", "200"), h("server", "nginx")],
+            ..CallData::default()
+        };
+        let map = MapType::ResponseHeaders;
+        call.add_header(map, h("x-tmp", "1"));
+        call.remove_header(map, b"X-TMP");
+        call.remove_header(map, b"server");
+        call.add_header(map, h("server", "nginx"));
+        call.replace_header(map, h(":status", "404"));
+        call.add_header(map, h("x-new", "2"));
+        let edits = &call.response_edits;
+        assert!(edits.removed.is_empty(), "{:?}", edits.removed);
+        assert_eq!(edits.added, vec![h("x-new", "2")]);
+        assert_eq!(
+            call.response_headers,
+            vec![h(":status", "404"), h("server", "nginx"), h("x-new", "2")]
+        );
+    }
+
+    #[test]
+    fn replacing_the_whole_map_logs_every_difference() {
+        let mut call = CallData {
+            request_headers: vec![h(":path", "/"), h("a", "1"), h("b", "2")],
+            ..CallData::default()
+        };
+        call.set_headers(
+            MapType::RequestHeaders,
+            vec![h(":path", "/x"), h("b", "2"), h("c", "3")],
+        );
+        assert_eq!(call.request_edits.removed, vec![h("a", "1")]);
+        assert_eq!(call.request_edits.added, vec![h("c", "3")]);
+    }
+
+    #[test]
+    fn trailers_are_written_without_an_edit_log() {
+        let mut call = CallData::default();
+        call.add_header(MapType::RequestTrailers, h("grpc-status", "0"));
+        assert_eq!(call.request_trailers, vec![h("grpc-status", "0")]);
+        assert!(call.request_edits.added.is_empty());
+        assert!(call.request_touched);
+    }
 }

@@ -64,6 +64,24 @@ fn add_header_tags_requests_and_responses() {
 }
 
 #[test]
+fn log_lines_below_the_host_level_are_dropped() {
+    // A host keeping warnings and errors only (the proxy's setting unless debug
+    // logging is on): the SDK reads that level when the instance is configured and
+    // its `log!` skips the line; the host would drop it anyway.
+    let engine = HookEngine::new(hook_engine::EngineConfig {
+        min_log_level: hook_engine::LogLevel::Warn,
+        ..hook_engine::EngineConfig::default()
+    })
+    .expect("engine");
+    let hook = load(&engine, "add_header");
+    let mut session = engine.session(&hook, context("c1"));
+    let mut request = get("/orders");
+    continued(&session.on_request(&mut request));
+    assert_eq!(header(&request, "x-hook"), Some("hooks-sdk"));
+    assert!(session.finish().is_empty(), "no log lines at warn level");
+}
+
+#[test]
 fn add_header_uses_its_configuration() {
     let engine = engine();
     let mut hook = load(&engine, "add_header");

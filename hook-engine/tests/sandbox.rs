@@ -142,12 +142,25 @@ fn memory_growth_stops_at_the_cap() {
 
 #[test]
 fn initial_memory_over_the_cap_fails_to_start() {
+    // With the pooling allocator (the default) the module is refused when it is
+    // compiled, which the module store reports as a 400 at upload.
     let engine = engine();
-    let module = Guest {
+    let big = Guest {
         memory_pages: 1024,
         ..Guest::default()
-    }
-    .compile(&engine);
+    };
+    let Err(refused) = engine.compile_text(&big.wat()) else {
+        panic!("a module over the memory cap compiled");
+    };
+    assert!(refused.to_string().contains("memory"), "{refused}");
+
+    // Mapping memory per instance, the same module fails at start instead.
+    let engine = HookEngine::new(EngineConfig {
+        allocator_slots: None,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let module = big.compile(&engine);
     let (outcome, log) = run_request(&engine, &spec(&engine, "big", module), &mut get("/"));
     assert_eq!(failure(&outcome).kind, FailureKind::Start);
     assert!(log_text(&log).contains("instance failed to start"));
@@ -639,4 +652,35 @@ fn the_pooling_allocator_serves_fresh_instances_within_its_slots() {
         assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
         assert_eq!(header(&request, "x-wat"), Some("yes"));
     }
+}
+
+#[test]
+fn idle_instances_give_up_their_allocator_slots_to_new_ones() {
+    let engine = HookEngine::new(EngineConfig {
+        allocator_slots: Some(2),
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let module = Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(&engine);
+    // Two pooled hooks with different configurations: each leaves one idle
+    // instance behind, which together hold both slots.
+    for config in ["a", "b"] {
+        let mut hook = spec(&engine, "holder", module.clone());
+        hook.config = config.as_bytes().to_vec();
+        let mut request = get("/");
+        let (outcome, _) = run_request(&engine, &hook, &mut request);
+        assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
+    }
+    assert_eq!(engine.idle_instances(), 2);
+    let mut fresh = spec(&engine, "fresh", module);
+    fresh.fresh_instance = true;
+    let mut request = get("/");
+    let (outcome, _) = run_request(&engine, &fresh, &mut request);
+    assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
+    assert_eq!(header(&request, "x-wat"), Some("yes"));
+    assert!(engine.idle_instances() < 2, "an idle instance was shed");
 }

@@ -77,6 +77,7 @@ pub extern "C" fn proxy_on_vm_start(_root_context_id: u32, _size: usize) -> u32 
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(_root_context_id: u32, _size: usize) -> u32 {
+    crate::refresh_log_level();
     let config = crate::config();
     u32::from(with_hook(|hook| hook.on_configure(&config)))
 }

@@ -5,6 +5,7 @@
 #[cfg(target_arch = "wasm32")]
 extern "C" {
     pub fn proxy_log(level: u32, ptr: *const u8, len: usize) -> u32;
+    pub fn proxy_get_log_level(level_out: *mut u32) -> u32;
     pub fn proxy_get_header_map_pairs(map: u32, ptr_out: *mut *mut u8, len_out: *mut usize) -> u32;
     pub fn proxy_get_header_map_value(
         map: u32,
@@ -74,6 +75,9 @@ mod host_stubs {
     const UNIMPLEMENTED: u32 = 12;
 
     pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 {
+        UNIMPLEMENTED
+    }
+    pub unsafe fn proxy_get_log_level(_: *mut u32) -> u32 {
         UNIMPLEMENTED
     }
     pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {

@@ -161,6 +161,20 @@ pub enum Level {
     Error = 4,
 }
 
+/// The lowest level the host keeps; `Trace` when the host does not say.
+pub fn log_level() -> Level {
+    let mut level = 0u32;
+    // SAFETY: the host writes one u32 to the given address.
+    let status = unsafe { ffi::proxy_get_log_level(&mut level) };
+    match (status, level) {
+        (0, 1) => Level::Debug,
+        (0, 2) => Level::Info,
+        (0, 3) => Level::Warn,
+        (0, 4..=5) => Level::Error,
+        _ => Level::Trace,
+    }
+}
+
 pub fn log(level: Level, message: &str) {
     // SAFETY: the host reads the given slice only.
     unsafe {

@@ -209,9 +209,39 @@ pub fn config() -> String {
     String::from_utf8_lossy(&host::plugin_config()).into_owned()
 }
 
-/// Logs at info level to the hook log.
+/// Logs at info level to the hook log (nothing when the host drops info lines).
 pub fn log(message: &str) {
-    host::log(Level::Info, message)
+    if log_enabled(Level::Info) {
+        host::log(Level::Info, message)
+    }
+}
+
+/// The host's log level, asked once per instance when it is configured: hosts keep
+/// it for the life of a plugin, and asking on every line would cost a host call.
+static LOG_LEVEL: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Whether the host keeps lines of `level`; [`log!`] checks it before formatting.
+pub fn log_enabled(level: Level) -> bool {
+    level as u32 >= LOG_LEVEL.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Asks the host for its log level again (done at `proxy_on_configure`).
+pub fn refresh_log_level() {
+    LOG_LEVEL.store(
+        host::log_level() as u32,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// `log!("tagged {}", path)`: formats and logs at info level, only when the host
+/// keeps info lines, so a hook pays nothing for logging the host would drop.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        if $crate::log_enabled($crate::Level::Info) {
+            $crate::host::log($crate::Level::Info, &format!($($arg)*));
+        }
+    };
 }
 
 /// Shared data across all instances of the container's hooks.

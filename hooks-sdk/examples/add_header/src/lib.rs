@@ -20,7 +20,7 @@ impl Hook for AddHeader {
         if let Some(source) = req.property("source.address") {
             let _ = req.set_header("x-client", &String::from_utf8_lossy(&source));
         }
-        hooks_sdk::log(&format!("tagged {} {}", req.method(), req.path()));
+        hooks_sdk::log!("tagged {} {}", req.method(), req.path());
         Action::Continue
     }
 

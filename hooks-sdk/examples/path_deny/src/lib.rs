@@ -12,7 +12,7 @@ fn on_request(req: &mut Request) -> Action {
     };
     let path = req.path();
     if prefixes.iter().any(|prefix| path.starts_with(prefix)) {
-        hooks_sdk::log(&format!("denied {}", path));
+        hooks_sdk::log!("denied {}", path);
         return Action::respond(403, "forbidden by hook\n");
     }
     Action::Continue
