@@ -36,6 +36,9 @@ pub struct Inner {
     runtime: std::sync::OnceLock<Arc<dyn runtime::Runtime>>,
     /// Serializes lifecycle changes per container (`containers::locks`).
     pub container_locks: crate::containers::locks::ContainerLocks,
+    /// Serializes the recompiles of one container (`proxy::compile::recompile`), so
+    /// a unit built from older records never replaces a newer one.
+    pub compile_locks: crate::containers::locks::ContainerLocks,
 }
 
 impl std::ops::Deref for AppState {
@@ -118,6 +121,7 @@ impl AppState {
                 nodes: crate::nodes::registry::NodeRegistry::new(),
                 runtime: std::sync::OnceLock::new(),
                 container_locks: Default::default(),
+                compile_locks: Default::default(),
             }),
         })
     }

@@ -490,7 +490,9 @@ pub async fn destroy(state: &AppState, c: &Container, by: &str) -> ApiResult<()>
         Ok(())
     })?;
     state.container_locks.forget(&c.id);
-    crate::proxy::compile::recompile(state, &c.id).await
+    let removed = crate::proxy::compile::recompile(state, &c.id).await;
+    state.compile_locks.forget(&c.id);
+    removed
 }
 
 /// `containers.delete`

@@ -36,7 +36,13 @@ const MAX_DOCUMENT_PORTS: usize = 64;
 
 /// Rebuilds the unit of one container from its records and publishes it
 /// (removes it when the container is gone).
+///
+/// One recompile per container at a time, reading the records inside the lock:
+/// otherwise a recompile that read the records before a change (say, a hook added)
+/// but published after the change's own recompile would put the older unit back
+/// (it awaits the runtime in between, which under load can take a while).
 pub async fn recompile(state: &AppState, container_id: &str) -> ApiResult<()> {
+    let _serial = state.compile_locks.lock(container_id).await;
     let Some(c) = state.store.get(&CONTAINERS, container_id)? else {
         return remove(state, container_id);
     };
