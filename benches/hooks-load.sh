@@ -32,38 +32,10 @@ command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 # shellcheck source=benches/lib/wrk.sh
 . "$ROOT/benches/lib/wrk.sh"
 
-WORK="$(mktemp -d /tmp/hooks-load.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-mkdir -p "$WORK/logs" "$WORK/tmp"
-chmod 777 "$WORK/tmp"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-error_log $WORK/logs/error.log warn;
-pid $WORK/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/tmp/body;
-  proxy_temp_path $WORK/tmp/proxy;
-  fastcgi_temp_path $WORK/tmp/fastcgi;
-  uwsgi_temp_path $WORK/tmp/uwsgi;
-  scgi_temp_path $WORK/tmp/scgi;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT reuseport;
-    location / { default_type text/plain; return 200 "hello from the backend\n"; }
-  }
-}
-CONF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+# shellcheck source=benches/lib/nginx.sh
+. "$ROOT/benches/lib/nginx.sh"
+bench_workdir hooks-load
+nginx_start 1 "$(nginx_backend_server "$BACKEND_PORT")"
 
 cp "$MODULE" "$WORK/add_header.wasm"
 cat >"$WORK/routes.json" <<JSON

@@ -27,51 +27,22 @@ fi
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 [[ -x "$NGINX" ]] || { echo "nginx is required" >&2; exit 1; }
 
-WORK="$(mktemp -d /tmp/proxy-vs-nginx.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-mkdir -p "$WORK/logs" "$WORK/tmp"
-chmod 777 "$WORK/tmp"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes auto;
-error_log $WORK/logs/error.log warn;
-pid $WORK/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/tmp/body;
-  proxy_temp_path $WORK/tmp/proxy;
-  fastcgi_temp_path $WORK/tmp/fastcgi;
-  uwsgi_temp_path $WORK/tmp/uwsgi;
-  scgi_temp_path $WORK/tmp/scgi;
-  keepalive_requests 1000000;
-  # The shared backend: a small fixed body.
-  server {
-    listen 127.0.0.1:$BACKEND_PORT reuseport;
-    location / { default_type text/plain; return 200 "hello from the backend\n"; }
-  }
-  # nginx as the reverse proxy under test, keepalive to the backend.
+# shellcheck source=benches/lib/nginx.sh
+. "$ROOT/benches/lib/nginx.sh"
+bench_workdir proxy-vs-nginx
+# The shared backend and, beside it, nginx as the reverse proxy under test.
+nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT reuseport;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
-  }
-}
-CONF
-"$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+  }"
 
 cat >"$WORK/routes.json" <<JSON
 {"routes": [{"host": "bench.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"}]}

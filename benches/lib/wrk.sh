@@ -8,13 +8,20 @@ p99_us() {
 }
 rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
 
-# wrk_run NAME PORT HOST -> "req/s p99_us"; reports errors on stderr.
-wrk_run() {
+# wrk_exec NAME PORT HOST: one wrk run's output; reports errors on stderr.
+wrk_exec() {
   local out
   out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $3" "http://127.0.0.1:$2/")"
   if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
     echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
   fi
+  printf '%s\n' "$out"
+}
+
+# wrk_run NAME PORT HOST -> "req/s p99_us".
+wrk_run() {
+  local out
+  out="$(wrk_exec "$@")"
   echo "$(rps <<<"$out") $(p99_us <<<"$out")"
 }
 
@@ -29,11 +36,8 @@ cpu_us() {
 wrk_run_cpu() {
   local out before after requests
   before="$(cpu_us "$4")"
-  out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $3" "http://127.0.0.1:$2/")"
+  out="$(wrk_exec "$1" "$2" "$3")"
   after="$(cpu_us "$4")"
-  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-    echo "$1: errors during the run:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2
-  fi
   requests="$(awk '/requests in/ { print $1 }' <<<"$out")"
   echo "$(rps <<<"$out") $(p99_us <<<"$out") $(awk -v d="$((after - before))" -v n="$requests" 'BEGIN { printf "%.1f", d / n }')"
 }

@@ -99,22 +99,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut spec = HookSpec::new(name, module.clone());
             spec.timeout = Duration::from_secs(1);
             spec.fresh_instance = fresh;
-            let iterations = if fresh { 20_000 } else { 200_000 };
-            let run = || {
+            measure(&format!("{name}/{mode}"), fresh, || {
                 let mut parts = template.clone();
                 let (outcome, _) = engine.on_request(&spec, &mut parts, context.clone());
                 std::hint::black_box((outcome, parts));
-            };
-            for _ in 0..iterations / 10 {
-                run();
-            }
-            let (started, cpu_started) = (Instant::now(), cpu_time());
-            for _ in 0..iterations {
-                run();
-            }
-            let wall = started.elapsed() / iterations;
-            let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
-            println!("hook_request/{name}/{mode}: {wall:?} wall, {cpu:?} CPU per request");
+            });
         }
     }
     if let Ok(path) = std::env::var("HOOK_MODULE") {
@@ -150,25 +139,30 @@ fn module_cases(
         let mut spec = HookSpec::new("module", module.clone());
         spec.config = b"bench".to_vec();
         spec.fresh_instance = fresh;
-        let iterations = if fresh { 20_000 } else { 200_000 };
-        let run = || {
+        measure(&format!("module/{mode}"), fresh, || {
             let mut request = template.clone();
             let mut reply = response.clone();
             let mut session = engine.session(&spec, context.clone());
             let outcome = session.on_request(&mut request);
             let answer = session.on_response(&mut reply);
             std::hint::black_box((outcome, answer, request, reply, session.finish()));
-        };
-        for _ in 0..iterations / 10 {
-            run();
-        }
-        let (started, cpu_started) = (Instant::now(), cpu_time());
-        for _ in 0..iterations {
-            run();
-        }
-        let wall = started.elapsed() / iterations;
-        let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
-        println!("hook_request/module/{mode}: {wall:?} wall, {cpu:?} CPU per request");
+        });
     }
     Ok(())
+}
+
+/// Warms up, then times `run` and prints wall and CPU time per request (fewer
+/// iterations for fresh instances, which cost ten times more).
+fn measure(label: &str, fresh: bool, run: impl Fn()) {
+    let iterations = if fresh { 20_000 } else { 200_000 };
+    for _ in 0..iterations / 10 {
+        run();
+    }
+    let (started, cpu_started) = (Instant::now(), cpu_time());
+    for _ in 0..iterations {
+        run();
+    }
+    let wall = started.elapsed() / iterations;
+    let cpu = cpu_time().saturating_sub(cpu_started) / iterations;
+    println!("hook_request/{label}: {wall:?} wall, {cpu:?} CPU per request");
 }

@@ -261,55 +261,27 @@ impl HookSession {
     /// The headers move into the guest's call data and back rather than being copied;
     /// the guest's edits are logged as it makes them, so nothing is compared afterwards.
     pub fn on_request(&mut self, parts: &mut RequestParts) -> HookOutcome {
-        if let Some(failure) = self.oversized(parts.body.as_deref()) {
-            return failure;
-        }
-        let (call, result) = self.run(Phase::Request, |call| {
-            let counts = (
-                parts.headers.len(),
-                parts.body.as_ref().map(Vec::len),
-                parts.trailers.len(),
-            );
-            call.request_headers = request_map(parts);
-            call.request_body = parts.body.clone().unwrap_or_default();
-            call.request_trailers = parts.trailers.clone();
-            counts
-        });
-        let Some(mut call) = call else {
-            return self.outcome_of_failure(result);
-        };
-        let local = call.local_response.take();
-        let kept = result.is_ok() && local.is_none();
-        let changes = restore_request(parts, call, kept);
-        match (result, local) {
-            (Err(failure), _) => self.failed(failure),
-            (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
-            (Ok(()), None) => HookOutcome::Continue(changes),
-        }
+        self.run_parts(parts)
     }
 
     /// Runs the response phase (see [`HookSession::on_request`]).
     pub fn on_response(&mut self, parts: &mut ResponseParts) -> HookOutcome {
-        if let Some(failure) = self.oversized(parts.body.as_deref()) {
+        self.run_parts(parts)
+    }
+
+    /// One phase over its parts: load them into the call, run the guest, move them
+    /// back, and turn the result into the outcome.
+    fn run_parts<P: PhaseParts>(&mut self, parts: &mut P) -> HookOutcome {
+        if let Some(failure) = self.oversized(parts.body()) {
             return failure;
         }
-        let (call, result) = self.run(Phase::Response, |call| {
-            let counts = (
-                parts.headers.len(),
-                parts.body.as_ref().map(Vec::len),
-                parts.trailers.len(),
-            );
-            call.response_headers = response_map(parts);
-            call.response_body = parts.body.clone().unwrap_or_default();
-            call.response_trailers = parts.trailers.clone();
-            counts
-        });
+        let (call, result) = self.run(P::PHASE, |call| parts.load(call));
         let Some(mut call) = call else {
             return self.outcome_of_failure(result);
         };
         let local = call.local_response.take();
         let kept = result.is_ok() && local.is_none();
-        let changes = restore_response(parts, call, kept);
+        let changes = parts.restore(call, kept);
         match (result, local) {
             (Err(failure), _) => self.failed(failure),
             (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
@@ -507,25 +479,132 @@ fn lost_instance() -> CallFailure {
     CallFailure::new(FailureKind::Trap, "instance unavailable")
 }
 
-fn request_map(parts: &mut RequestParts) -> Vec<Header> {
-    // Room for a few headers the guest adds without regrowing.
-    let mut map = Vec::with_capacity(parts.headers.len() + 4 + SPARE_HEADERS);
-    map.push((":method".to_string(), parts.method.as_bytes().to_vec()));
-    map.push((":path".to_string(), parts.path.as_bytes().to_vec()));
-    map.push((
-        ":authority".to_string(),
-        parts.authority.as_bytes().to_vec(),
-    ));
-    map.push((":scheme".to_string(), parts.scheme.as_bytes().to_vec()));
-    map.append(&mut parts.headers);
-    map
+/// What one phase hands the guest and takes back: the request's parts or the
+/// response's.
+trait PhaseParts {
+    const PHASE: Phase;
+    fn body(&self) -> Option<&[u8]>;
+    /// Moves the parts into the call data; returns the header, body and trailer
+    /// counts the phase's callbacks are given.
+    fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize);
+    /// Moves the headers back. Kept (`Continue`): with the guest's edits, described by
+    /// the returned changes. Otherwise: the edits undone.
+    fn restore(&mut self, call: CallData, kept: bool) -> Changes;
 }
 
-fn response_map(parts: &mut ResponseParts) -> Vec<Header> {
-    let mut map = Vec::with_capacity(parts.headers.len() + 1 + SPARE_HEADERS);
-    map.push((":status".to_string(), parts.status.to_string().into_bytes()));
-    map.append(&mut parts.headers);
-    map
+fn counts(
+    headers: &[Header],
+    body: Option<&Vec<u8>>,
+    trailers: &[Header],
+) -> (usize, Option<usize>, usize) {
+    (headers.len(), body.map(Vec::len), trailers.len())
+}
+
+impl PhaseParts for RequestParts {
+    const PHASE: Phase = Phase::Request;
+
+    fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize) {
+        let counts = counts(&self.headers, self.body.as_ref(), &self.trailers);
+        // Room for a few headers the guest adds without regrowing.
+        let mut map = Vec::with_capacity(self.headers.len() + 4 + SPARE_HEADERS);
+        map.push((":method".to_string(), self.method.as_bytes().to_vec()));
+        map.push((":path".to_string(), self.path.as_bytes().to_vec()));
+        map.push((":authority".to_string(), self.authority.as_bytes().to_vec()));
+        map.push((":scheme".to_string(), self.scheme.as_bytes().to_vec()));
+        map.append(&mut self.headers);
+        call.request_headers = map;
+        call.request_body = self.body.clone().unwrap_or_default();
+        call.request_trailers = self.trailers.clone();
+        counts
+    }
+
+    fn restore(&mut self, mut call: CallData, kept: bool) -> Changes {
+        let mut pseudo = take_pseudo(&mut call.request_headers);
+        self.headers = call.request_headers;
+        if !kept {
+            undo(&mut self.headers, call.request_edits);
+            return Changes::default();
+        }
+        let mut changes = Changes {
+            added_headers: call.request_edits.added,
+            removed_headers: call.request_edits.removed,
+            body_replaced: call.request_body_replaced,
+            ..Changes::default()
+        };
+        if call.request_touched {
+            self.trailers = call.request_trailers;
+            if let Some(path) = changed_pseudo(&mut pseudo, ":path", &self.path) {
+                changes.path = Some(path.clone());
+                self.path = path;
+            }
+            if let Some(method) = changed_pseudo(&mut pseudo, ":method", &self.method) {
+                changes.method = Some(method.clone());
+                self.method = method;
+            }
+            if let Some(authority) = changed_pseudo(&mut pseudo, ":authority", &self.authority) {
+                changes.authority = Some(authority.clone());
+                self.authority = authority;
+            }
+        }
+        if call.request_body_replaced {
+            self.body = Some(call.request_body);
+        }
+        changes
+    }
+}
+
+impl PhaseParts for ResponseParts {
+    const PHASE: Phase = Phase::Response;
+
+    fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize) {
+        let counts = counts(&self.headers, self.body.as_ref(), &self.trailers);
+        let mut map = Vec::with_capacity(self.headers.len() + 1 + SPARE_HEADERS);
+        map.push((":status".to_string(), self.status.to_string().into_bytes()));
+        map.append(&mut self.headers);
+        call.response_headers = map;
+        call.response_body = self.body.clone().unwrap_or_default();
+        call.response_trailers = self.trailers.clone();
+        counts
+    }
+
+    fn restore(&mut self, mut call: CallData, kept: bool) -> Changes {
+        let pseudo = take_pseudo(&mut call.response_headers);
+        self.headers = call.response_headers;
+        if !kept {
+            undo(&mut self.headers, call.response_edits);
+            return Changes::default();
+        }
+        let mut changes = Changes {
+            added_headers: call.response_edits.added,
+            removed_headers: call.response_edits.removed,
+            body_replaced: call.response_body_replaced,
+            ..Changes::default()
+        };
+        if call.response_touched {
+            self.trailers = call.response_trailers;
+            let status = pseudo
+                .iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .and_then(|s| s.parse::<u16>().ok());
+            if let Some(status) = status.filter(|s| *s != self.status && (100..=599).contains(s)) {
+                changes.status = Some(status);
+                self.status = status;
+            }
+        }
+        if call.response_body_replaced {
+            self.body = Some(call.response_body);
+        }
+        changes
+    }
 }
 
 /// Takes the pseudo-headers out of a map the guest edited, leaving the regular
@@ -554,74 +633,6 @@ fn changed_pseudo(pseudo: &mut [Header], name: &str, current: &str) -> Option<St
         return None;
     }
     String::from_utf8(std::mem::take(value)).ok()
-}
-
-/// Moves the headers back into the request. Kept (`Continue`): with the guest's edits,
-/// described by the returned changes. Otherwise: the edits undone.
-fn restore_request(parts: &mut RequestParts, mut call: CallData, kept: bool) -> Changes {
-    let mut pseudo = take_pseudo(&mut call.request_headers);
-    parts.headers = call.request_headers;
-    if !kept {
-        undo(&mut parts.headers, call.request_edits);
-        return Changes::default();
-    }
-    let mut changes = Changes {
-        added_headers: call.request_edits.added,
-        removed_headers: call.request_edits.removed,
-        ..Changes::default()
-    };
-    if call.request_touched {
-        parts.trailers = call.request_trailers;
-        if let Some(path) = changed_pseudo(&mut pseudo, ":path", &parts.path) {
-            changes.path = Some(path.clone());
-            parts.path = path;
-        }
-        if let Some(method) = changed_pseudo(&mut pseudo, ":method", &parts.method) {
-            changes.method = Some(method.clone());
-            parts.method = method;
-        }
-        if let Some(authority) = changed_pseudo(&mut pseudo, ":authority", &parts.authority) {
-            changes.authority = Some(authority.clone());
-            parts.authority = authority;
-        }
-    }
-    if call.request_body_replaced {
-        changes.body_replaced = true;
-        parts.body = Some(call.request_body);
-    }
-    changes
-}
-
-/// [`restore_request`] for the response.
-fn restore_response(parts: &mut ResponseParts, mut call: CallData, kept: bool) -> Changes {
-    let pseudo = take_pseudo(&mut call.response_headers);
-    parts.headers = call.response_headers;
-    if !kept {
-        undo(&mut parts.headers, call.response_edits);
-        return Changes::default();
-    }
-    let mut changes = Changes {
-        added_headers: call.response_edits.added,
-        removed_headers: call.response_edits.removed,
-        ..Changes::default()
-    };
-    if call.response_touched {
-        parts.trailers = call.response_trailers;
-        let status = pseudo
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-            .and_then(|s| s.parse::<u16>().ok());
-        if let Some(status) = status.filter(|s| *s != parts.status && (100..=599).contains(s)) {
-            changes.status = Some(status);
-            parts.status = status;
-        }
-    }
-    if call.response_body_replaced {
-        changes.body_replaced = true;
-        parts.body = Some(call.response_body);
-    }
-    changes
 }
 
 /// Takes a guest's edits back out of a header list: each added value goes (the last

@@ -332,7 +332,6 @@ fn put_map_value(
     let name = read(c, kp, kl)?;
     let value = read(c, vp, vl)?;
     let header = validated(c, name, value)?;
-    let limit = c.data().services.limits.max_header_bytes;
     let current = c.data().call.map(map);
     let size = |h: &Header| h.0.len() + h.1.len();
     let total: usize = current.iter().map(size).sum();
@@ -343,14 +342,7 @@ fn put_map_value(
     } else {
         0
     };
-    let after = total - dropped + size(&header);
-    if after > limit {
-        c.data_mut().host_log(
-            LogLevel::Warn,
-            format!("refused header change: map would hold {after} bytes (limit {limit})"),
-        );
-        return Err(Status::BadArgument.into());
-    }
+    within_header_bytes(c, total - dropped + size(&header))?;
     let call = &mut c.data_mut().call;
     if replace {
         call.replace_header(map, header);
@@ -379,7 +371,11 @@ fn validated(c: &mut Ctx<'_>, name: Vec<u8>, value: Vec<u8>) -> HostResult<Heade
 }
 
 fn within_header_budget(c: &mut Ctx<'_>, headers: &[Header]) -> HostResult {
-    let size: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    within_header_bytes(c, headers.iter().map(|(k, v)| k.len() + v.len()).sum())
+}
+
+/// Refuses a header change that would leave a map of `size` bytes over the limit.
+fn within_header_bytes(c: &mut Ctx<'_>, size: usize) -> HostResult {
     let limit = c.data().services.limits.max_header_bytes;
     if size > limit {
         c.data_mut().host_log(

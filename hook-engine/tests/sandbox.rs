@@ -155,11 +155,7 @@ fn initial_memory_over_the_cap_fails_to_start() {
     assert!(refused.to_string().contains("memory"), "{refused}");
 
     // Mapping memory per instance, the same module fails at start instead.
-    let engine = HookEngine::new(EngineConfig {
-        allocator_slots: None,
-        ..EngineConfig::default()
-    })
-    .expect("engine");
+    let engine = engine_with_slots(None);
     let module = big.compile(&engine);
     let (outcome, log) = run_request(&engine, &spec(&engine, "big", module), &mut get("/"));
     assert_eq!(failure(&outcome).kind, FailureKind::Start);
@@ -634,17 +630,8 @@ fn body_buffers_can_be_read_and_replaced() {
 
 #[test]
 fn the_pooling_allocator_serves_fresh_instances_within_its_slots() {
-    let engine = HookEngine::new(EngineConfig {
-        allocator_slots: Some(4),
-        ..EngineConfig::default()
-    })
-    .expect("engine");
-    let module = Guest {
-        request_headers: ADD_HEADER,
-        ..Guest::default()
-    }
-    .compile(&engine);
-    let mut hook = spec(&engine, "slots", module);
+    let engine = engine_with_slots(Some(4));
+    let mut hook = spec(&engine, "slots", add_header_module(&engine));
     hook.fresh_instance = true;
     for _ in 0..10 {
         let mut request = get("/");
@@ -656,16 +643,8 @@ fn the_pooling_allocator_serves_fresh_instances_within_its_slots() {
 
 #[test]
 fn idle_instances_give_up_their_allocator_slots_to_new_ones() {
-    let engine = HookEngine::new(EngineConfig {
-        allocator_slots: Some(2),
-        ..EngineConfig::default()
-    })
-    .expect("engine");
-    let module = Guest {
-        request_headers: ADD_HEADER,
-        ..Guest::default()
-    }
-    .compile(&engine);
+    let engine = engine_with_slots(Some(2));
+    let module = add_header_module(&engine);
     // Two pooled hooks with different configurations: each leaves one idle
     // instance behind, which together hold both slots.
     for config in ["a", "b"] {
@@ -683,4 +662,21 @@ fn idle_instances_give_up_their_allocator_slots_to_new_ones() {
     assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
     assert_eq!(header(&request, "x-wat"), Some("yes"));
     assert!(engine.idle_instances() < 2, "an idle instance was shed");
+}
+
+/// An engine with `slots` pooling-allocator slots, or mapping memory per instance.
+fn engine_with_slots(slots: Option<u32>) -> HookEngine {
+    HookEngine::new(EngineConfig {
+        allocator_slots: slots,
+        ..EngineConfig::default()
+    })
+    .expect("engine")
+}
+
+fn add_header_module(engine: &HookEngine) -> std::sync::Arc<hook_engine::CompiledModule> {
+    Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(engine)
 }
