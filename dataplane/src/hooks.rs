@@ -6,8 +6,9 @@
 //! compiled, or its artifact loaded from the cache) and each route receives the list for
 //! its service: the port-specific key (`http-3000`) first, then the program-wide key
 //! (`http`). Per request the first hook of that list whose `match` and `applies_to`
-//! accept the request runs, in the request phase and again in the response phase, on one
-//! instance so guest state carries across.
+//! accept the request runs, in the request phase and again in the response phase, in one
+//! HTTP context so guest state carries across. Inline hooks share one instance per worker
+//! (a context per request in flight); hooks on the blocking pool get one per request.
 //!
 //! Time: a hook call is synchronous and bounded by its timeout (the engine's epoch
 //! deadline interrupts the guest). Hooks whose timeout fits the inline budget
@@ -158,6 +159,7 @@ impl HookHost {
         if timeout.is_zero() || timeout > Duration::from_secs(30) {
             return Err(format!("hook {}: timeout must be 1-30000 ms", hook.id));
         }
+        let inline = timeout <= Duration::from_millis(self.settings.inline_timeout_ms);
         let module = unit
             .modules
             .get(&hook.script.path)
@@ -170,6 +172,9 @@ impl HookHost {
                 spec.config = hook.script.config.clone().unwrap_or_default().into_bytes();
                 spec.timeout = timeout;
                 spec.fresh_instance = hook.fresh_instance;
+                // Inline calls take turns on the worker anyway, so they can share one
+                // instance per worker; calls on the blocking pool each need their own.
+                spec.shared_instance = inline;
                 spec.policy = match hook.failure_mode {
                     FailureMode::FailClosed => FailurePolicy::FailClosed,
                     FailureMode::FailOpen => FailurePolicy::FailOpen,
@@ -181,7 +186,6 @@ impl HookHost {
                 Err(reason)
             }
         };
-        let inline = timeout <= Duration::from_millis(self.settings.inline_timeout_ms);
         Ok(CompiledHook {
             id: hook.id.clone(),
             unit: unit.id.clone(),

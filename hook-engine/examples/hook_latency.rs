@@ -4,7 +4,9 @@
 //! `cargo --config profile.dev.opt-level=3 run -p hook-engine --example hook_latency`,
 //! or in the release profile: `cargo build --release --workspace --example hook_latency`.
 //! `HOOK_MODULE=file.wasm` adds a whole request (both phases) through a real module;
-//! `HOOK_CASE=module/pooled` runs one case alone.
+//! `HOOK_CASE=module/pooled` runs one case alone; `HOOK_INFLIGHT=N` instead runs the
+//! module with N requests in flight at a time (their request phases, then their
+//! response phases), as a loaded proxy does.
 
 use std::time::{Duration, Instant};
 
@@ -131,6 +133,23 @@ fn module_cases(
         ],
         ..ResponseParts::default()
     };
+    // HOOK_INFLIGHT=N keeps N requests in flight, as a loaded proxy does.
+    let inflight: usize = std::env::var("HOOK_INFLIGHT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if let Some(rounds) = 200_000usize.checked_div(inflight) {
+        let mut spec = HookSpec::new("module", module.clone());
+        spec.config = b"bench".to_vec();
+        in_flight(
+            engine,
+            &spec,
+            (template, &response, context),
+            inflight,
+            rounds,
+        );
+        return Ok(());
+    }
     for fresh in [false, true] {
         let mode = if fresh { "fresh" } else { "pooled" };
         if only.is_some_and(|c| c != format!("module/{mode}")) {
@@ -149,6 +168,40 @@ fn module_cases(
         });
     }
     Ok(())
+}
+
+/// `inflight` requests at a time: their request phases, then their response phases.
+fn in_flight(
+    engine: &HookEngine,
+    spec: &HookSpec,
+    (request, response, context): (&RequestParts, &ResponseParts, &RequestContext),
+    inflight: usize,
+    rounds: usize,
+) {
+    let (started, cpu_started) = (Instant::now(), cpu_time());
+    for _ in 0..rounds {
+        let mut sessions: Vec<_> = (0..inflight)
+            .map(|_| {
+                let mut parts = request.clone();
+                let mut session = engine.session(spec, context.clone());
+                std::hint::black_box((session.on_request(&mut parts), parts));
+                session
+            })
+            .collect();
+        for session in &mut sessions {
+            let mut reply = response.clone();
+            std::hint::black_box((session.on_response(&mut reply), reply));
+        }
+        for session in sessions {
+            std::hint::black_box(session.finish());
+        }
+    }
+    let n = (rounds * inflight) as u32;
+    println!(
+        "hook_request/module/inflight-{inflight}: {:?} wall, {:?} CPU per request",
+        started.elapsed() / n,
+        cpu_time().saturating_sub(cpu_started) / n
+    );
 }
 
 /// Warms up, then times `run` and prints wall and CPU time per request (fewer

@@ -1,7 +1,8 @@
 //! [`HookEngine`] owns the wasmtime engine, the linker, the epoch ticker, the instance
 //! pool and the shared services; [`HookSession`] runs one request's hook through its
-//! request and response phases on one instance, so per-request guest state survives
-//! between the phases.
+//! request and response phases in one HTTP context of one instance, so per-request guest
+//! state survives between the phases. Pooled sessions share their thread's instance
+//! (each call takes its lock); others own theirs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
     LogRecord, RequestContext, RequestParts, ResponseParts,
 };
-use crate::pool::{InstancePool, PoolKey};
+use crate::pool::{InstancePool, PoolKey, SharedInstance};
 use crate::sandbox::EpochTicker;
 use crate::shared::{Metrics, SharedData};
 use crate::state::{CallData, Edits, HookLimits, HostState, Services};
@@ -157,11 +158,12 @@ impl HookEngine {
             engine: self.inner.clone(),
             key: PoolKey::of(&context.container_id, spec),
             pooled: !spec.fresh_instance,
+            shared: !spec.fresh_instance && spec.shared_instance,
             module: spec.module.clone(),
             timeout: spec.timeout,
             policy: spec.policy,
             context,
-            instance: None,
+            lease: Lease::None,
             http_context: None,
             log: Vec::new(),
         }
@@ -217,6 +219,28 @@ impl HookEngine {
             }
             self.inner.pool.give_back(key, instance);
         }
+        for (key, shared) in self.inner.pool.shared_instances() {
+            // Busy instances tick next time rather than hold up the caller.
+            let Some(mut instance) = shared.try_lock() else {
+                continue;
+            };
+            let due = instance
+                .store
+                .data()
+                .tick_period
+                .is_some_and(|p| now.duration_since(instance.last_tick) >= p);
+            if !due {
+                continue;
+            }
+            instance.last_tick = now;
+            instance.set_deadline(self.inner.ticker.ticks_for(Duration::from_secs(1)));
+            let ticked = instance.tick();
+            instance.store.data_mut().take_log();
+            drop(instance);
+            if ticked.is_err() {
+                self.inner.pool.break_shared(&key, &shared);
+            }
+        }
     }
 
     /// Idle pooled instances, all keys together.
@@ -242,14 +266,26 @@ pub struct HookSession {
     key: PoolKey,
     /// Whether the instance goes back to the pool (not `fresh_instance`).
     pooled: bool,
+    /// Whether the pooled instance is this thread's shared one (`shared_instance`).
+    shared: bool,
     module: Arc<CompiledModule>,
     timeout: Duration,
     policy: FailurePolicy,
     /// Lent to the instance's call data while a phase runs.
     context: RequestContext,
-    instance: Option<HookInstance>,
+    lease: Lease,
     http_context: Option<i32>,
     log: Vec<LogRecord>,
+}
+
+/// The instance a session runs on.
+enum Lease {
+    /// None yet, or given up.
+    None,
+    /// This request's alone: fresh, or pooled without sharing.
+    Own(HookInstance),
+    /// The thread's shared instance, where this request has its context.
+    Shared(Arc<SharedInstance>),
 }
 
 impl HookSession {
@@ -330,12 +366,8 @@ impl HookSession {
             Ok((call, result)) => (Some(call), result),
             Err(failure) => (None, Err(failure)),
         };
-        if let Some(instance) = self.instance.as_mut() {
-            self.log.extend(instance.store.data_mut().take_log());
-        }
         if result.is_err() {
-            self.instance = None;
-            self.http_context = None;
+            self.discard();
         }
         (call, result)
     }
@@ -346,19 +378,18 @@ impl HookSession {
         ticks: u64,
         load: impl FnOnce(&mut CallData) -> (usize, Option<usize>, usize),
     ) -> Result<(CallData, Result<(), CallFailure>), CallFailure> {
+        self.checkout(ticks)?;
         let existing = self.http_context;
-        let context = std::mem::take(&mut self.context);
-        let instance = match self.checkout(ticks) {
-            Ok(instance) => instance,
-            Err(failure) => {
-                self.context = context;
-                return Err(failure);
-            }
+        let mut held = match &mut self.lease {
+            Lease::Own(instance) => Held::Own(instance),
+            Lease::Shared(shared) => Held::Shared(shared.lock().ok_or_else(broken_instance)?),
+            Lease::None => return Err(lost_instance()),
         };
+        let instance = held.instance();
         instance.set_deadline(ticks);
         let call = &mut instance.store.data_mut().call;
         call.local_response = None;
-        call.context = context;
+        call.context = std::mem::take(&mut self.context);
         let (headers, body, trailers) = load(call);
         let ran = match existing {
             Some(id) => Ok(id),
@@ -369,27 +400,53 @@ impl HookSession {
                 .run_phase(phase, id, headers, body, trailers)
                 .map(|()| id)
         });
-        let mut call = std::mem::take(&mut instance.store.data_mut().call);
+        let state = instance.store.data_mut();
+        let mut call = std::mem::take(&mut state.call);
+        self.log.extend(state.take_log());
+        drop(held);
         self.context = std::mem::take(&mut call.context);
         let result = ran.map(|id| self.http_context = Some(id));
         Ok((call, result))
     }
 
-    /// The session's instance: already checked out, idle in the pool, or a new one.
-    fn checkout(&mut self, ticks: u64) -> Result<&mut HookInstance, CallFailure> {
-        if self.instance.is_none() {
-            let pooled = if self.pooled {
-                self.engine.pool.take(&self.key)
-            } else {
-                None
-            };
-            let instance = match pooled {
-                Some(instance) => instance,
-                None => self.start_instance(ticks)?,
-            };
-            self.instance = Some(instance);
+    /// Makes sure the session has an instance: its own, the thread's shared one (started
+    /// if the thread has none yet), or a new one.
+    fn checkout(&mut self, ticks: u64) -> Result<(), CallFailure> {
+        if !matches!(self.lease, Lease::None) {
+            return Ok(());
         }
-        self.instance.as_mut().ok_or_else(lost_instance)
+        if self.shared {
+            let shared = match self.engine.pool.shared(&self.key) {
+                Some(shared) => shared,
+                None => {
+                    let instance = self.start_instance(ticks)?;
+                    self.engine.pool.add_shared(self.key.clone(), instance)
+                }
+            };
+            self.lease = Lease::Shared(shared);
+            return Ok(());
+        }
+        let pooled = if self.pooled {
+            self.engine.pool.take(&self.key)
+        } else {
+            None
+        };
+        let instance = match pooled {
+            Some(instance) => instance,
+            None => self.start_instance(ticks)?,
+        };
+        self.lease = Lease::Own(instance);
+        Ok(())
+    }
+
+    /// Gives up an instance whose call failed: an own one is dropped, a shared one
+    /// leaves the pool (the other requests on it fail their next phase).
+    fn discard(&mut self) {
+        if let Lease::Shared(shared) = &self.lease {
+            self.engine.pool.break_shared(&self.key, shared);
+        }
+        self.lease = Lease::None;
+        self.http_context = None;
     }
 
     fn start_instance(&mut self, ticks: u64) -> Result<HookInstance, CallFailure> {
@@ -446,33 +503,80 @@ impl HookSession {
     }
 
     /// Ends the HTTP context (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`), then
-    /// pools the instance; fresh or failing instances are dropped.
+    /// pools an own instance; fresh or failing instances are dropped.
     fn release(&mut self) {
-        let Some(mut instance) = self.instance.take() else {
-            return;
-        };
-        if let Some(context) = self.http_context.take() {
-            instance.set_deadline(self.engine.ticker.ticks_for(self.timeout));
-            let ended = instance.end_context(context);
-            self.log.extend(instance.store.data_mut().take_log());
-            if ended.is_err() {
-                return;
+        let lease = std::mem::replace(&mut self.lease, Lease::None);
+        let context = self.http_context.take();
+        let ticks = self.engine.ticker.ticks_for(self.timeout);
+        match lease {
+            Lease::None => {}
+            Lease::Shared(shared) => {
+                let Some(context) = context else { return };
+                let Some(mut instance) = shared.lock() else {
+                    return;
+                };
+                let ended = end_context(&mut instance, context, ticks, &mut self.log);
+                drop(instance);
+                if !ended {
+                    self.engine.pool.break_shared(&self.key, &shared);
+                }
+            }
+            Lease::Own(mut instance) => {
+                if let Some(context) = context {
+                    if !end_context(&mut instance, context, ticks, &mut self.log) {
+                        return;
+                    }
+                }
+                // Only once: a released session has no instance left to give back.
+                if std::mem::take(&mut self.pooled) {
+                    instance.store.data_mut().call = Default::default();
+                    self.engine.pool.give_back(self.key.clone(), instance);
+                }
             }
         }
-        if !self.pooled {
-            return;
-        }
-        // Only once: a released session has no instance left to give back.
-        self.pooled = false;
-        instance.store.data_mut().call = Default::default();
-        self.engine.pool.give_back(self.key.clone(), instance);
     }
+}
+
+/// The instance for one call: owned by the session, or the shared one under its lock.
+enum Held<'a> {
+    Own(&'a mut HookInstance),
+    Shared(std::sync::MutexGuard<'a, HookInstance>),
+}
+
+impl Held<'_> {
+    fn instance(&mut self) -> &mut HookInstance {
+        match self {
+            Held::Own(instance) => instance,
+            Held::Shared(guard) => guard,
+        }
+    }
+}
+
+/// Ends `context` on `instance`, keeping the guest's last log lines; false when the
+/// guest failed doing so.
+fn end_context(
+    instance: &mut HookInstance,
+    context: i32,
+    ticks: u64,
+    log: &mut Vec<LogRecord>,
+) -> bool {
+    instance.set_deadline(ticks);
+    let ended = instance.end_context(context);
+    log.extend(instance.store.data_mut().take_log());
+    ended.is_ok()
 }
 
 impl Drop for HookSession {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+fn broken_instance() -> CallFailure {
+    CallFailure::new(
+        FailureKind::Trap,
+        "the instance holding this request failed in another request",
+    )
 }
 
 fn lost_instance() -> CallFailure {

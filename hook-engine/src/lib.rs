@@ -32,7 +32,9 @@
 //! What the engine guarantees:
 //! - every call into a guest ends by its hook's timeout (epoch deadline, one ticker
 //!   thread per engine) and a guest's memory never exceeds [`HookLimits::memory_bytes`];
-//! - an instance that trapped or timed out is dropped, never pooled;
+//! - an instance that trapped or timed out is dropped, never pooled; requests whose
+//!   contexts it hosted (a pooled instance is shared by its thread's requests in
+//!   flight, see [`HookSpec::shared_instance`]) fail their next phase;
 //! - the request or response given to a phase is edited only when the phase continues;
 //! - guests see no files, sockets, environment or arguments; WASI output becomes the log;
 //! - shared data and metrics are namespaced by [`RequestContext::container_id`].

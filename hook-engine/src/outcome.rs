@@ -23,6 +23,12 @@ pub struct HookSpec {
     pub timeout: Duration,
     /// A new instance per request instead of a pooled one.
     pub fresh_instance: bool,
+    /// Pooled requests share one instance per thread, each in its own HTTP context
+    /// (Envoy's model: the instance count follows the threads, not the requests in
+    /// flight). Only for calls that never block their thread for long: requests on
+    /// one instance take turns. Off, each request in flight has an instance to itself
+    /// (for hooks run on a blocking pool).
+    pub shared_instance: bool,
     pub policy: FailurePolicy,
     /// The pool key of the last container this spec ran for, shared by clones
     /// (checked against the fields on every use: a clone edited later, or another
@@ -31,7 +37,8 @@ pub struct HookSpec {
 }
 
 impl HookSpec {
-    /// A spec with the defaults of the proxy document: 1 s timeout, pooled, fail-closed.
+    /// A spec with the defaults of the proxy document: 1 s timeout, pooled in
+    /// shared instances, fail-closed.
     pub fn new(name: impl Into<String>, module: Arc<CompiledModule>) -> Self {
         let name = name.into();
         Self {
@@ -41,6 +48,7 @@ impl HookSpec {
             config: Vec::new(),
             timeout: Duration::from_secs(1),
             fresh_instance: false,
+            shared_instance: true,
             policy: FailurePolicy::FailClosed,
             pool_key: Arc::default(),
         }

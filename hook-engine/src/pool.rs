@@ -1,9 +1,16 @@
-//! Idle instances kept per (container, module, plugin, configuration), so a request pays
-//! a context creation instead of an instantiation. Instances that failed never come back.
+//! Instances kept per (container, module, plugin, configuration), so a request pays a
+//! context creation instead of an instantiation. Two kinds:
+//! - shared: one per thread, hosting the HTTP contexts of every request of that thread
+//!   in flight (the default; calls take turns under the instance's lock);
+//! - idle: instances that serve one request at a time, waiting for the next.
+//!
+//! Instances that failed never come back.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 use crate::instance::HookInstance;
 use crate::outcome::HookSpec;
@@ -129,7 +136,39 @@ type KeyMap<V> = HashMap<PoolKey, V, BuildHasherDefault<KeyHasher>>;
 
 pub(crate) struct InstancePool {
     idle: Mutex<KeyMap<Vec<Idle>>>,
+    shared: Mutex<KeyMap<Vec<Arc<SharedInstance>>>>,
     max_idle_per_key: usize,
+}
+
+/// An instance hosting the contexts of several requests in flight. A failed call
+/// breaks it: it leaves the pool, and the requests whose contexts live in it fail
+/// their next phase (their policy decides the answer), as in Envoy when a VM fails.
+pub(crate) struct SharedInstance {
+    instance: Mutex<HookInstance>,
+    broken: AtomicBool,
+    home: ThreadId,
+}
+
+impl SharedInstance {
+    /// The instance, for one call. `None` once broken.
+    pub fn lock(&self) -> Option<MutexGuard<'_, HookInstance>> {
+        let guard = self.instance.lock().ok()?;
+        (!self.is_broken()).then_some(guard)
+    }
+
+    /// The instance if no call is running on it (ticks skip busy instances).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, HookInstance>> {
+        let guard = self.instance.try_lock().ok()?;
+        (!self.is_broken()).then_some(guard)
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    fn mark_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
 }
 
 /// An idle instance and the thread that last ran it.
@@ -142,6 +181,7 @@ impl InstancePool {
     pub fn new(max_idle_per_key: usize) -> Self {
         Self {
             idle: Mutex::default(),
+            shared: Mutex::default(),
             max_idle_per_key,
         }
     }
@@ -172,20 +212,93 @@ impl InstancePool {
         }
     }
 
-    pub fn idle_count(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.values().map(Vec::len).sum()
+    /// This thread's shared instance of `key`, if it has a healthy one.
+    pub fn shared(&self, key: &PoolKey) -> Option<Arc<SharedInstance>> {
+        let here = std::thread::current().id();
+        let shared = self.lock_shared();
+        shared
+            .get(key)?
+            .iter()
+            .find(|s| s.home == here && !s.is_broken())
+            .cloned()
     }
 
-    /// Drops the idle instances of a container (module deleted, container removed).
+    /// Makes `instance` this thread's shared instance of `key`.
+    pub fn add_shared(&self, key: PoolKey, instance: HookInstance) -> Arc<SharedInstance> {
+        let here = std::thread::current().id();
+        let added = Arc::new(SharedInstance {
+            instance: Mutex::new(instance),
+            broken: AtomicBool::new(false),
+            home: here,
+        });
+        let mut shared = self.lock_shared();
+        let list = shared.entry(key).or_default();
+        list.retain(|s| s.home != here);
+        list.push(added.clone());
+        added
+    }
+
+    /// Takes a shared instance whose call failed out of the pool; the requests still
+    /// holding it see it broken.
+    pub fn break_shared(&self, key: &PoolKey, broken: &Arc<SharedInstance>) {
+        broken.mark_broken();
+        let mut shared = self.lock_shared();
+        if let Some(list) = shared.get_mut(key) {
+            list.retain(|s| !Arc::ptr_eq(s, broken));
+            if list.is_empty() {
+                shared.remove(key);
+            }
+        }
+    }
+
+    /// The shared instances, for ticking outside the pool's lock.
+    pub fn shared_instances(&self) -> Vec<(PoolKey, Arc<SharedInstance>)> {
+        let shared = self.lock_shared();
+        shared
+            .iter()
+            .flat_map(|(key, list)| list.iter().map(move |s| (key.clone(), s.clone())))
+            .collect()
+    }
+
+    /// Instances kept for reuse: idle ones and shared ones.
+    pub fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = self.lock_shared();
+        idle.values().map(Vec::len).sum::<usize>() + shared.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Drops the instances of a container (module deleted, container removed);
+    /// requests in flight finish on the shared ones they hold.
     pub fn evict_container(&self, container: &str) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|key, _| key.container() != container);
+        drop(idle);
+        self.lock_shared()
+            .retain(|key, _| key.container() != container);
     }
 
-    /// Drops up to `count` idle instances, from the keys holding the most, to free
-    /// allocator slots. Returns how many went.
+    /// Drops up to `count` idle instances, from the keys holding the most, then shared
+    /// instances no request holds, to free allocator slots. Returns how many went.
     pub fn shed(&self, count: usize) -> usize {
+        let shed = self.shed_idle(count);
+        let mut shared = self.lock_shared();
+        let mut unused = count - shed;
+        for list in shared.values_mut() {
+            list.retain(|s| {
+                let drop_it = unused > 0 && Arc::strong_count(s) == 1;
+                unused -= usize::from(drop_it);
+                !drop_it
+            });
+        }
+        shared.retain(|_, list| !list.is_empty());
+        count - unused
+    }
+
+    fn lock_shared(&self) -> MutexGuard<'_, KeyMap<Vec<Arc<SharedInstance>>>> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shed_idle(&self, count: usize) -> usize {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let mut shed = 0;
         while shed < count {

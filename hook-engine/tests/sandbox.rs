@@ -306,6 +306,117 @@ fn pooled_instances_are_reused_and_fresh_ones_are_not() {
 }
 
 #[test]
+fn requests_in_flight_share_one_instance_per_thread() {
+    let engine = engine();
+    let module = Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(&engine);
+    let hook = spec(&engine, "shared", module);
+    let mut sessions: Vec<_> = (0..8)
+        .map(|_| {
+            let mut session = engine.session(&hook, context("c1"));
+            let mut request = get("/");
+            assert!(matches!(
+                session.on_request(&mut request),
+                HookOutcome::Continue(_)
+            ));
+            assert_eq!(header(&request, "x-wat"), Some("yes"));
+            session
+        })
+        .collect();
+    assert_eq!(engine.idle_instances(), 1, "eight contexts, one instance");
+    for session in &mut sessions {
+        let mut response = ResponseParts {
+            status: 200,
+            ..ResponseParts::default()
+        };
+        assert!(matches!(
+            session.on_response(&mut response),
+            HookOutcome::Continue(_)
+        ));
+    }
+    sessions.into_iter().for_each(|s| drop(s.finish()));
+    assert_eq!(engine.idle_instances(), 1);
+
+    // Another thread gets an instance of its own.
+    let (engine2, hook2) = (engine.clone(), hook.clone());
+    std::thread::spawn(move || run_request(&engine2, &hook2, &mut get("/")))
+        .join()
+        .expect("thread");
+    assert_eq!(engine.idle_instances(), 2);
+}
+
+#[test]
+fn a_failure_on_a_shared_instance_fails_the_requests_on_it_and_the_next_gets_a_new_one() {
+    let engine = engine();
+    let module = Guest {
+        response_headers: "unreachable",
+        ..Guest::default()
+    }
+    .compile(&engine);
+    let hook = spec(&engine, "breaks", module);
+    let mut first = engine.session(&hook, context("c1"));
+    let mut second = engine.session(&hook, context("c1"));
+    for session in [&mut first, &mut second] {
+        assert!(matches!(
+            session.on_request(&mut get("/")),
+            HookOutcome::Continue(_)
+        ));
+    }
+    let mut response = ResponseParts {
+        status: 200,
+        ..ResponseParts::default()
+    };
+    assert_eq!(
+        failure(&first.on_response(&mut response)).kind,
+        FailureKind::Trap
+    );
+    assert_eq!(
+        engine.idle_instances(),
+        0,
+        "the broken instance left the pool"
+    );
+    let lost = second.on_response(&mut response);
+    let lost = failure(&lost);
+    assert_eq!(lost.kind, FailureKind::Trap);
+    assert!(lost.message.contains("another request"), "{}", lost.message);
+    drop((first.finish(), second.finish()));
+
+    // The next request starts on a new instance.
+    let mut third = engine.session(&hook, context("c1"));
+    assert!(matches!(
+        third.on_request(&mut get("/")),
+        HookOutcome::Continue(_)
+    ));
+    assert_eq!(engine.idle_instances(), 1);
+    drop(third.finish());
+}
+
+#[test]
+fn unshared_pooled_instances_serve_one_request_at_a_time() {
+    let engine = engine();
+    let module = Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(&engine);
+    let mut hook = spec(&engine, "own", module);
+    hook.shared_instance = false;
+    let sessions: Vec<_> = (0..3)
+        .map(|_| {
+            let mut session = engine.session(&hook, context("c1"));
+            session.on_request(&mut get("/"));
+            session
+        })
+        .collect();
+    assert_eq!(engine.idle_instances(), 0, "all three in use");
+    sessions.into_iter().for_each(|s| drop(s.finish()));
+    assert_eq!(engine.idle_instances(), 3);
+}
+
+#[test]
 fn huge_header_output_is_bounded() {
     let engine = engine();
     let flood = r#"
