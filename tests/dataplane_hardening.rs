@@ -284,6 +284,143 @@ fn slow_header_trickle_is_cut_off() {
     );
 }
 
+/// Reads until the proxy closes the connection and returns what it sent;
+/// fails if it is still open after 10 s (the proxy's header timeout is 1 s).
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn half_a_head_then_silence_is_closed_without_an_answer() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n").unwrap();
+    let resp = read_until_closed(&mut s);
+    assert!(resp.is_empty(), "{}", String::from_utf8_lossy(&resp));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(get_on(&mut s, "a.test", "/", "").0, 200);
+    let resp = read_until_closed(&mut s);
+    assert!(resp.is_empty(), "{}", String::from_utf8_lossy(&resp));
+}
+
+#[test]
+fn half_a_second_head_on_a_keep_alive_connection_is_cut_off() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(get_on(&mut s, "a.test", "/one", "").0, 200);
+    s.write_all(b"GET /two HTTP/1.1\r\nHo").unwrap();
+    let resp = read_until_closed(&mut s);
+    assert!(resp.is_empty(), "{}", String::from_utf8_lossy(&resp));
+}
+
+/// A backend that answers every request after `delay`.
+fn slow_backend(delay: Duration) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while find(&head, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+                let _ = stream.read(&mut buf);
+            });
+        }
+    });
+    addr
+}
+
+/// The header timeout covers waiting for a head, not for the answer: a
+/// response slower than the timeout still arrives, and the connection
+/// stays usable.
+#[test]
+fn a_response_slower_than_the_header_timeout_is_delivered() {
+    let a = Backend::start("a");
+    let slow = slow_backend(Duration::from_millis(2500));
+    let proxy = Proxy::start(
+        &json!({"routes": [
+            {"host": "slow.test", "upstream": format!("http://{slow}")},
+            {"host": "a.test", "upstream": a.url()}
+        ]}),
+        &["--header-timeout-ms", "1000"],
+    );
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(get_on(&mut s, "slow.test", "/", ""), (200, "slow".into()));
+    assert_eq!(get_on(&mut s, "a.test", "/", "").0, 200);
+}
+
+/// Nor does it cover a request body: one sent slower than the timeout is
+/// forwarded whole.
+#[test]
+fn a_request_body_slower_than_the_header_timeout_is_forwarded() {
+    let (proxy, _a) = proxy_with_backend();
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 6\r\n\r\n")
+        .unwrap();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"x").unwrap();
+    }
+    let (status, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"body_len\":6"), "{body}");
+}
+
+/// An upstream slower than `--response-header-timeout-ms` is answered 504
+/// JSON, counted as an upstream timeout, and the client's connection stays
+/// usable.
+#[test]
+fn an_upstream_slower_than_the_response_header_timeout_is_504() {
+    let a = Backend::start("a");
+    let slow = slow_backend(Duration::from_millis(3000));
+    let proxy = Proxy::start(
+        &json!({"routes": [
+            {"host": "slow.test", "upstream": format!("http://{slow}")},
+            {"host": "a.test", "upstream": a.url()}
+        ]}),
+        &["--response-header-timeout-ms", "300"],
+    );
+    let mut s = TcpStream::connect(proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (status, body) = get_on(&mut s, "slow.test", "/", "");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("\"code\":\"GATEWAY_TIMEOUT\""), "{body}");
+    assert_eq!(get_on(&mut s, "a.test", "/", "").0, 200);
+    assert!(
+        proxy
+            .metrics_text()
+            .contains("hoody_proxy_upstream_errors_total{cause=\"timeout\"} 1"),
+        "{}",
+        proxy.metrics_text()
+    );
+}
+
 #[test]
 fn early_deny_with_unread_body_closes_instead_of_desyncing() {
     let (proxy, _a) = proxy_with_backend();

@@ -62,6 +62,14 @@ pub struct DataplaneArgs {
     /// Time a client has to send a complete request head, in milliseconds.
     #[arg(long, env = "HOODY_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// Time an upstream has to start answering (its response head), in
+    /// milliseconds; past it the client gets a 504.
+    #[arg(
+        long,
+        env = "HOODY_RESPONSE_HEADER_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub response_header_timeout_ms: u64,
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     #[arg(long, env = "HOODY_DRAIN_MS", default_value_t = 30_000)]
     pub drain_ms: u64,
@@ -114,6 +122,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
     };
     settings.timeouts.drain_ms = args.drain_ms;
     settings.timeouts.header_read_ms = args.header_timeout_ms;
+    settings.timeouts.upstream_response_header_ms = args.response_header_timeout_ms;
     let dp = DataPlane::new(settings);
     let feed = Arc::new(FeedStatus::default());
     let saved = match &source {

@@ -26,6 +26,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use crate::sweep::HeadWait;
+
 /// Longest request line accepted (method, target, version): longer is 414.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 
@@ -131,10 +133,19 @@ pub struct Guard<S> {
     max_head: usize,
     max_headers: usize,
     verdicts: Arc<Verdicts>,
+    /// Where the head deadline learns whether a head is awaited (the state
+    /// is `Head`) and since when.
+    wait: Arc<HeadWait>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
-    pub fn new(inner: S, max_head: usize, max_headers: usize, verdicts: Arc<Verdicts>) -> Self {
+    pub fn new(
+        inner: S,
+        max_head: usize,
+        max_headers: usize,
+        verdicts: Arc<Verdicts>,
+        wait: Arc<HeadWait>,
+    ) -> Self {
         Self {
             inner,
             state: State::Head,
@@ -146,7 +157,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             max_head,
             max_headers: max_headers.clamp(1, HEADER_SLOTS),
             verdicts,
+            wait,
         }
+    }
+
+    /// Moves to `next`, telling the head deadline whether a head is now
+    /// awaited.
+    fn enter(&mut self, next: State) {
+        if next == State::Head {
+            self.wait.waiting();
+        } else {
+            self.wait.not_waiting();
+        }
+        self.state = next;
     }
 
     /// Reads until the protocol is known: the HTTP/2 preface, an h2c upgrade
@@ -158,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
                 let n = self.held.len().min(H2_PREFACE.len());
                 if self.held[..n] == H2_PREFACE[..n] {
                     if n == H2_PREFACE.len() {
-                        self.state = State::Passive;
+                        self.enter(State::Passive);
                         return Ok(Start::Http2PriorKnowledge);
                     }
                 } else {
@@ -166,7 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
                         FirstHead::Partial => {}
                         FirstHead::Upgrade(len, frames) => {
                             self.held.drain(..len);
-                            self.state = State::Passive;
+                            self.enter(State::Passive);
                             return Ok(Start::H2cUpgrade(frames));
                         }
                         FirstHead::Other => {
@@ -180,7 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
             if self.inner.read_buf(&mut self.held).await? == 0 {
                 let data = std::mem::take(&mut self.held);
                 self.ready.extend_from_slice(&data);
-                self.state = State::Passive;
+                self.enter(State::Passive);
                 return Ok(Start::Http1);
             }
         }
@@ -216,18 +239,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
                     *left -= take;
                     i += take as usize;
                     if *left == 0 {
-                        self.state = State::Head;
+                        self.enter(State::Head);
                     }
                 }
                 State::Chunked(c) => match c.feed(&data[i..]) {
                     Ok((used, done)) => {
                         i += used;
                         if done {
-                            self.state = State::Head;
+                            self.enter(State::Head);
                         }
                     }
                     // hyper refuses the same bytes and closes.
-                    Err(()) => self.state = State::Passive,
+                    Err(()) => self.enter(State::Passive),
                 },
                 State::Head => match self.head(&data[i..]) {
                     HeadScan::Partial => return Scan::HoldFrom(i),
@@ -235,7 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
                     HeadScan::Complete(len, next) => {
                         i += len;
                         self.heads += 1;
-                        self.state = next;
+                        self.enter(next);
                     }
                 },
             }
@@ -277,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
     fn refuse(&mut self, verdict: Verdict) {
         self.verdicts.refuse(self.heads, verdict);
         self.heads += 1;
-        self.state = State::Refused;
+        self.enter(State::Refused);
         self.held = Vec::new();
         self.ready.extend_from_slice(STAND_IN);
     }
@@ -326,7 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Guard<S> {
         ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
         if rb.filled().is_empty() {
             // EOF inside a head: let hyper see what there was.
-            self.state = State::Passive;
+            self.enter(State::Passive);
             self.ready.append(&mut self.held);
             self.give_ready(buf);
             return Poll::Ready(Ok(()));
@@ -617,7 +640,7 @@ mod tests {
 
     fn guard() -> Guard<tokio::io::DuplexStream> {
         let (a, _b) = tokio::io::duplex(64);
-        Guard::new(a, 16 * 1024, 100, Arc::default())
+        Guard::new(a, 16 * 1024, 100, Arc::default(), Arc::default())
     }
 
     fn scan_all(data: &[u8]) -> (Scan, u64) {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod remote;
 pub mod router;
+pub mod sweep;
 pub mod upstream;
 
 use std::future::Future;

@@ -12,8 +12,11 @@
 //! hyper's HTTP/2 server with that request as stream 1 (`h2c`); anything else
 //! → hyper's HTTP/1 server reading through the guard, which refuses
 //! ambiguous framing and over-long request lines before hyper parses them.
-//! Limits come from `Settings`. Shutdown: stop accepting, ask every
-//! connection to finish gracefully, wait for them up to the drain timeout.
+//! Limits come from `Settings`. The header timeout of HTTP/1 connections
+//! (the first head included) is enforced by the worker's `sweep` on its
+//! housekeeping tick, not by a timer per request. Shutdown: stop accepting, ask
+//! every connection to finish gracefully, wait for them up to the drain
+//! timeout.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -33,6 +36,7 @@ use crate::h1_guard::{Guard, Start, Verdicts};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ConnInfo, Worker};
 use crate::router::{LocalRoutes, RouteTable};
+use crate::sweep::{self, Answer, Sweep};
 use crate::upstream::Pool;
 
 /// Listening sockets for one address: one per worker when bound with
@@ -163,7 +167,6 @@ where
 struct Servers {
     h1: http1::Builder,
     h2: http2::Builder<LocalExec>,
-    header_timeout: std::time::Duration,
     max_head: usize,
     max_headers: usize,
 }
@@ -171,8 +174,9 @@ struct Servers {
 fn servers(settings: &Settings) -> Servers {
     let limits = &settings.limits;
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(settings.timeouts.header_read())
+    // The header timeout is the worker's sweep's (`sweep`); hyper's would
+    // arm a timer for every request.
+    h1.header_read_timeout(None)
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
@@ -185,7 +189,6 @@ fn servers(settings: &Settings) -> Servers {
     Servers {
         h1,
         h2,
-        header_timeout: settings.timeouts.header_read(),
         max_head: limits.max_header_bytes,
         max_headers: limits.max_headers,
     }
@@ -220,6 +223,7 @@ fn run_worker(
             )),
             metrics,
             log: AccessLogger::new(shared.sink.clone()),
+            sweep: Sweep::new(timeouts.header_read()),
             timeouts,
             hooks: shared.table.hooks().clone(),
         });
@@ -235,7 +239,7 @@ fn run_worker(
                 stop.clone(),
             ));
         }
-        tokio::task::spawn_local(flush_log(worker.clone()));
+        tokio::task::spawn_local(housekeeping(worker.clone()));
         let mut stop_wait = stop.clone();
         let _ = stop_wait.wait_for(|s| *s).await;
         let drain = tokio::time::sleep(shared.settings.timeouts.drain());
@@ -252,18 +256,14 @@ fn run_worker(
     })
 }
 
-/// The worker's housekeeping tick: flushes the access log, and runs even
-/// with the log off, because a timer that is always due soon keeps tokio's
-/// time driver from waking its own I/O driver (an eventfd write plus an
-/// extra `epoll_wait`) each time a request arms a timer that is due sooner
-/// than every pending one, as hyper's header-read timeout does on every
-/// keep-alive request when no other timer is near (measured: 0.57 such
-/// wake-ups per proxied request without the tick).
-async fn flush_log(worker: Rc<Worker>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+/// The worker's housekeeping tick: runs the sweep (the head and upstream
+/// deadlines) and flushes the access log.
+async fn housekeeping(worker: Rc<Worker>) {
+    let mut tick = tokio::time::interval(sweep::TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        worker.sweep.tick();
         if worker.log.enabled() {
             worker.log.flush();
         }
@@ -305,19 +305,29 @@ async fn accept_loop(
 }
 
 /// Runs a hyper connection future; on shutdown asks it to finish
-/// gracefully and waits for it.
+/// gracefully and waits for it. Past its head deadline the connection is
+/// dropped (closed) without a response, as hyper's own header timeout did.
 macro_rules! drive {
-    ($conn:expr, $stop:expr) => {{
+    ($conn:expr, $stop:expr, $watch:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => r,
+            () = $watch.expired() => head_overdue(),
             _ = $stop.wait_for(|s| *s) => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                tokio::select! {
+                    r = conn => r,
+                    () = $watch.expired() => head_overdue(),
+                }
             }
         }
     }};
+}
+
+fn head_overdue() -> Result<(), hyper::Error> {
+    tracing::debug!("request head not complete within the header timeout; closing");
+    Ok(())
 }
 
 async fn serve_connection(
@@ -330,37 +340,57 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let verdicts = Arc::new(Verdicts::default());
+    let watch = worker.sweep.watch();
     let mut guard = Guard::new(
         stream,
         servers.max_head,
         servers.max_headers,
         verdicts.clone(),
+        watch.wait(),
     );
     let start = tokio::select! {
-        r = tokio::time::timeout(servers.header_timeout, guard.start()) => r,
-        _ = stop.wait_for(|s| *s) => Ok(Ok(Start::Http1)),
+        r = guard.start() => Some(r),
+        () = watch.expired() => None,
+        _ = stop.wait_for(|s| *s) => Some(Ok(Start::Http1)),
     };
+    if !matches!(start, Some(Ok(Start::Http1))) {
+        watch.disarm();
+    }
     let result = match start {
-        Ok(Ok(start)) => {
+        Some(Ok(start)) => {
             let info = Rc::new(ConnInfo::new(peer, verdicts));
             let w = worker.clone();
-            let service = service_fn(move |req| proxy::handle(w.clone(), info.clone(), req));
+            let busy = watch.clone();
+            let service = service_fn(move |req| {
+                let exchange = busy.begin();
+                let answer = proxy::handle(w.clone(), info.clone(), req);
+                async move {
+                    let resp = answer.await?;
+                    Ok::<_, proxy::Dropped>(resp.map(|body| Answer::new(body, exchange)))
+                }
+            });
             match start {
                 Start::Http1 => drive!(
                     servers
                         .h1
                         .serve_connection(TokioIo::new(guard), service)
                         .with_upgrades(),
-                    stop
+                    stop,
+                    watch
                 ),
                 Start::Http2PriorKnowledge => drive!(
                     servers.h2.serve_connection(TokioIo::new(guard), service),
-                    stop
+                    stop,
+                    watch
                 ),
                 Start::H2cUpgrade(frames) => match guard.write_all(crate::h2c::SWITCHING).await {
                     Ok(()) => {
                         let io = crate::h2c::Inject::new(guard, frames);
-                        drive!(servers.h2.serve_connection(TokioIo::new(io), service), stop)
+                        drive!(
+                            servers.h2.serve_connection(TokioIo::new(io), service),
+                            stop,
+                            watch
+                        )
                     }
                     Err(err) => {
                         tracing::debug!(%err, %peer, "h2c upgrade write failed");
@@ -370,7 +400,7 @@ async fn serve_connection(
             }
         }
         // Nothing usable within the header timeout, or a read error.
-        _ => Ok(()),
+        None | Some(Err(_)) => Ok(()),
     };
     if let Err(err) = result {
         tracing::debug!(%err, %peer, "connection ended with error");

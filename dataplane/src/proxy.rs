@@ -39,6 +39,7 @@ use crate::h1_guard::{Verdict, Verdicts};
 use crate::hooks::{self, HookHost, RequestStep};
 use crate::metrics::{UpstreamError, WorkerMetrics};
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
+use crate::sweep::Sweep;
 use crate::upstream::h1::ResponseHead;
 use crate::upstream::{
     self as up, BodyError, Pool, Progress, ReqBody, Return, Upstream, UpstreamBody,
@@ -51,6 +52,8 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     pub log: AccessLogger,
     pub timeouts: Timeouts,
+    /// The worker's coarse clock and the deadlines it enforces.
+    pub sweep: Sweep,
     pub hooks: Arc<HookHost>,
 }
 
@@ -659,7 +662,7 @@ async fn forward(
     let exchange = conn
         .up
         .exchange(&mut body, framing, head_request, &mut progress);
-    let err = match tokio::time::timeout(deadline, exchange).await {
+    let err = match w.sweep.within(deadline, exchange).await {
         Ok(Ok(head)) => return Ok((head, conn.up)),
         Ok(Err(err)) => err,
         Err(_) => {
@@ -682,7 +685,7 @@ async fn forward(
     let mut progress = Progress::default();
     let mut empty = ReqBody::Empty;
     let exchange = fresh.exchange(&mut empty, framing, head_request, &mut progress);
-    match tokio::time::timeout(deadline, exchange).await {
+    match w.sweep.within(deadline, exchange).await {
         Ok(Ok(head)) => Ok((head, fresh)),
         Ok(Err(err)) => {
             w.metrics.upstream_error(UpstreamError::Protocol);
