@@ -295,3 +295,24 @@ fn oversized_body_is_413_json() {
     );
     assert!(out.contains("PAYLOAD_TOO_LARGE"));
 }
+
+/// The harness's guard against port clashes: it tells whose socket listens on a port,
+/// so a server that lost its port to another test is never mistaken for ours.
+#[test]
+fn the_harness_tells_whose_socket_listens_on_a_port() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    assert_eq!(
+        common::listener_owned_by(std::process::id(), port),
+        Some(true)
+    );
+    let mut other = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .expect("sleep");
+    assert_eq!(common::listener_owned_by(other.id(), port), Some(false));
+    let _ = other.kill();
+    let _ = other.wait();
+    drop(listener);
+    assert_eq!(common::listener_owned_by(std::process::id(), port), None);
+}

@@ -16,6 +16,35 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// Whether every socket listening on 127.0.0.1:`port` is one of `pid`'s open files
+/// (`/proc/net/tcp` names each socket's inode, `/proc/<pid>/fd` the process's
+/// sockets; with `SO_REUSEPORT` two processes can listen on one port). `None` when
+/// nothing listens there yet or /proc cannot tell.
+pub fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    // Columns: sl, local_address, rem_address, st, ..., inode (the tenth).
+    let wanted: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let listening = cols.get(1) == Some(&local.as_str()) && cols.get(3) == Some(&"0A");
+            listening.then(|| cols.get(9).map(|inode| format!("socket:[{inode}]")))?
+        })
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let owned: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect();
+    Some(wanted.iter().all(|socket| owned.contains(socket)))
+}
+
 /// A fresh directory under the system temp dir, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
@@ -156,7 +185,7 @@ impl Server {
                 .map(|r| r.starts_with("HTTP/1.1 200"))
                 .unwrap_or(false)
             {
-                return Ok(());
+                return self.check_listener_is_ours();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -164,6 +193,33 @@ impl Server {
             "hoody-api did not become healthy; log: {}",
             self.log()
         ))
+    }
+
+    /// A healthy answer can come from another test's server that took the port first
+    /// (our child then fails to bind, maybe only after the answer), and a proxy port
+    /// bound with `SO_REUSEPORT` can be shared with one: the listening sockets must
+    /// belong to our child, else it is stopped and the start counts as a port clash,
+    /// which `spawn` retries on other ports.
+    fn check_listener_is_ours(&mut self) -> Result<(), String> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let pid = child.id();
+        let clash = [self.api_port, self.proxy_port]
+            .into_iter()
+            .find(|port| listener_owned_by(pid, *port) == Some(false));
+        match clash {
+            Some(port) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                Err(format!(
+                    "Address already in use: another process listens on port {port}"
+                ))
+            }
+            // Ours, or /proc cannot tell: trust the answer.
+            None => Ok(()),
+        }
     }
 
     /// The server's log so far (for failure messages).
