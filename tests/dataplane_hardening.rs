@@ -1,6 +1,7 @@
 //! Hardening: each test writes raw bytes to the proxy socket and checks the
 //! proxy refuses what could desynchronise it or an upstream.
 
+mod common;
 mod dataplane_support;
 
 use std::io::{Read, Write};

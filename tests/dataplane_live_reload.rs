@@ -3,6 +3,7 @@
 //! routes never fail, tunnels on unchanged routes never drop, and requests
 //! to churning routes only ever see the old or the new state (200 or 404).
 
+mod common;
 mod dataplane_support;
 
 use std::io::{Read, Write};

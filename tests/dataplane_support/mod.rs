@@ -279,7 +279,23 @@ impl Proxy {
         Self::start_with_file(routes, extra)
     }
 
+    /// Starts the proxy on free ports; when a parallel test turns out to hold one of
+    /// them (the listener is not our child's), starts again on others.
     pub fn start_with_file(routes: PathBuf, extra: &[&str]) -> Proxy {
+        for _ in 0..4 {
+            let proxy = Self::spawn(&routes, extra);
+            let pid = proxy.child.id();
+            let clash = [proxy.addr, proxy.metrics.unwrap()]
+                .iter()
+                .any(|addr| crate::common::listener_owned_by(pid, addr.port()) == Some(false));
+            if !clash {
+                return proxy;
+            }
+        }
+        panic!("no free ports for the proxy after 4 tries");
+    }
+
+    fn spawn(routes: &PathBuf, extra: &[&str]) -> Proxy {
         let port = free_port();
         let metrics_port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -287,7 +303,7 @@ impl Proxy {
         let child = Command::new(binary())
             .arg("dataplane")
             .arg("--routes")
-            .arg(&routes)
+            .arg(routes)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--metrics-listen")
@@ -306,7 +322,7 @@ impl Proxy {
         let proxy = Proxy {
             child,
             addr,
-            routes,
+            routes: routes.clone(),
             metrics: Some(metrics),
         };
         wait_for_port(addr);
