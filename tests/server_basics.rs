@@ -313,6 +313,7 @@ fn the_harness_tells_whose_socket_listens_on_a_port() {
     assert_eq!(common::listener_owned_by(other.id(), port), Some(false));
     let _ = other.kill();
     let _ = other.wait();
+    // (Once the listener is dropped, a parallel test may take the port at once, so
+    // what /proc says about it then is not asserted.)
     drop(listener);
-    assert_eq!(common::listener_owned_by(std::process::id(), port), None);
 }
