@@ -331,28 +331,19 @@ fn half_a_second_head_on_a_keep_alive_connection_is_cut_off() {
     assert!(resp.is_empty(), "{}", String::from_utf8_lossy(&resp));
 }
 
-/// A backend that answers every request after `delay`.
-fn slow_backend(delay: Duration) -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut head = Vec::new();
-                while find(&head, b"\r\n\r\n").is_none() {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                std::thread::sleep(delay);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
-                let _ = stream.read(&mut buf);
-            });
-        }
-    });
-    addr
+/// A proxy with `slow.test` on a backend that answers after `delay` and
+/// `a.test` on an ordinary one, started with `flags`.
+fn slow_and_plain_proxy(delay: Duration, flags: &[&str]) -> (Proxy, Backend) {
+    let a = Backend::start("a");
+    let slow = slow_backend(delay);
+    let proxy = Proxy::start(
+        &json!({"routes": [
+            {"host": "slow.test", "upstream": format!("http://{slow}")},
+            {"host": "a.test", "upstream": a.url()}
+        ]}),
+        flags,
+    );
+    (proxy, a)
 }
 
 /// The header timeout covers waiting for a head, not for the answer: a
@@ -360,13 +351,8 @@ fn slow_backend(delay: Duration) -> std::net::SocketAddr {
 /// stays usable.
 #[test]
 fn a_response_slower_than_the_header_timeout_is_delivered() {
-    let a = Backend::start("a");
-    let slow = slow_backend(Duration::from_millis(2500));
-    let proxy = Proxy::start(
-        &json!({"routes": [
-            {"host": "slow.test", "upstream": format!("http://{slow}")},
-            {"host": "a.test", "upstream": a.url()}
-        ]}),
+    let (proxy, _a) = slow_and_plain_proxy(
+        Duration::from_millis(2500),
         &["--header-timeout-ms", "1000"],
     );
     let mut s = TcpStream::connect(proxy.addr).unwrap();
@@ -398,13 +384,8 @@ fn a_request_body_slower_than_the_header_timeout_is_forwarded() {
 /// usable.
 #[test]
 fn an_upstream_slower_than_the_response_header_timeout_is_504() {
-    let a = Backend::start("a");
-    let slow = slow_backend(Duration::from_millis(3000));
-    let proxy = Proxy::start(
-        &json!({"routes": [
-            {"host": "slow.test", "upstream": format!("http://{slow}")},
-            {"host": "a.test", "upstream": a.url()}
-        ]}),
+    let (proxy, _a) = slow_and_plain_proxy(
+        Duration::from_millis(3000),
         &["--response-header-timeout-ms", "300"],
     );
     let mut s = TcpStream::connect(proxy.addr).unwrap();

@@ -336,19 +336,7 @@ fn access_log_writes_one_json_line_per_request() {
 
 #[test]
 fn sigterm_drains_an_in_flight_request() {
-    // A backend that answers only after a delay.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                std::thread::sleep(Duration::from_millis(800));
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
-            });
-        }
-    });
+    let addr = slow_backend(Duration::from_millis(800));
     let proxy = Proxy::start(
         &json!({"routes": [{"host": "slow.test", "upstream": format!("http://{addr}")}]}),
         &[],

@@ -199,43 +199,23 @@ impl HookEngine {
         self.inner.services.metrics.prometheus_text()
     }
 
-    /// Calls `proxy_on_tick` on idle pooled instances whose tick period has elapsed;
-    /// the proxy calls this from a timer. Instances that fail are dropped.
+    /// Calls `proxy_on_tick` on pooled instances (idle, and shared ones not busy) whose
+    /// tick period has elapsed; the proxy calls this from a timer. Instances that fail
+    /// are dropped.
     pub fn run_ticks(&self) {
         let now = Instant::now();
+        let deadline = self.inner.ticker.ticks_for(Duration::from_secs(1));
         for (key, mut instance) in self.inner.pool.drain() {
-            let due = instance
-                .store
-                .data()
-                .tick_period
-                .is_some_and(|p| now.duration_since(instance.last_tick) >= p);
-            if due {
-                instance.last_tick = now;
-                instance.set_deadline(self.inner.ticker.ticks_for(Duration::from_secs(1)));
-                if instance.tick().is_err() {
-                    continue;
-                }
-                instance.store.data_mut().take_log();
+            if instance.tick_if_due(now, deadline).is_ok() {
+                self.inner.pool.give_back(key, instance);
             }
-            self.inner.pool.give_back(key, instance);
         }
         for (key, shared) in self.inner.pool.shared_instances() {
             // Busy instances tick next time rather than hold up the caller.
             let Some(mut instance) = shared.try_lock() else {
                 continue;
             };
-            let due = instance
-                .store
-                .data()
-                .tick_period
-                .is_some_and(|p| now.duration_since(instance.last_tick) >= p);
-            if !due {
-                continue;
-            }
-            instance.last_tick = now;
-            instance.set_deadline(self.inner.ticker.ticks_for(Duration::from_secs(1)));
-            let ticked = instance.tick();
-            instance.store.data_mut().take_log();
+            let ticked = instance.tick_if_due(now, deadline);
             drop(instance);
             if ticked.is_err() {
                 self.inner.pool.break_shared(&key, &shared);
@@ -243,7 +223,7 @@ impl HookEngine {
         }
     }
 
-    /// Idle pooled instances, all keys together.
+    /// Pooled instances (idle ones and shared ones), all keys together.
     pub fn idle_instances(&self) -> usize {
         self.inner.pool.idle_count()
     }

@@ -274,13 +274,28 @@ impl HookInstance {
         Ok(())
     }
 
-    /// Calls `proxy_on_tick` on the root context.
-    pub fn tick(&mut self) -> Result<(), CallFailure> {
-        if let Some(tick) = &self.exports.tick {
-            tick.call(&mut self.store, ROOT_CONTEXT)
-                .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap))?;
-        }
-        Ok(())
+    /// Calls `proxy_on_tick` on the root context when the guest's tick period has
+    /// elapsed at `now`, within `deadline_ticks` epochs; its log lines are dropped.
+    pub fn tick_if_due(
+        &mut self,
+        now: std::time::Instant,
+        deadline_ticks: u64,
+    ) -> Result<(), CallFailure> {
+        let due = self
+            .store
+            .data()
+            .tick_period
+            .is_some_and(|p| now.duration_since(self.last_tick) >= p);
+        let Some(tick) = self.exports.tick.as_ref().filter(|_| due) else {
+            return Ok(());
+        };
+        self.last_tick = now;
+        self.store.set_epoch_deadline(deadline_ticks);
+        let ticked = tick
+            .call(&mut self.store, ROOT_CONTEXT)
+            .map_err(|e| CallFailure::from_error(&e, FailureKind::Trap));
+        self.store.data_mut().take_log();
+        ticked
     }
 }
 

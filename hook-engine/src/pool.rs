@@ -282,16 +282,16 @@ impl InstancePool {
     pub fn shed(&self, count: usize) -> usize {
         let shed = self.shed_idle(count);
         let mut shared = self.lock_shared();
-        let mut unused = count - shed;
+        let mut left = count - shed;
         for list in shared.values_mut() {
             list.retain(|s| {
-                let drop_it = unused > 0 && Arc::strong_count(s) == 1;
-                unused -= usize::from(drop_it);
+                let drop_it = left > 0 && Arc::strong_count(s) == 1;
+                left -= usize::from(drop_it);
                 !drop_it
             });
         }
         shared.retain(|_, list| !list.is_empty());
-        count - unused
+        count - left
     }
 
     fn lock_shared(&self) -> MutexGuard<'_, KeyMap<Vec<Arc<SharedInstance>>>> {

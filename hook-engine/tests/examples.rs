@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use hook_engine::{HookEngine, HookOutcome, HookSpec, Provision, RequestParts, ResponseParts};
+use hook_engine::{HookEngine, HookOutcome, HookSpec, Provision, RequestParts};
 use support::*;
 
 fn examples_dir() -> &'static PathBuf {
@@ -41,10 +41,6 @@ fn local(outcome: HookOutcome) -> hook_engine::LocalResponse {
     }
 }
 
-fn continued(outcome: &HookOutcome) {
-    assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
-}
-
 #[test]
 fn add_header_tags_requests_and_responses() {
     let engine = engine();
@@ -54,10 +50,7 @@ fn add_header_tags_requests_and_responses() {
     continued(&session.on_request(&mut request));
     assert_eq!(header(&request, "x-hook"), Some("hooks-sdk"));
     assert_eq!(header(&request, "x-client"), Some("10.0.0.7:40100"));
-    let mut response = ResponseParts {
-        status: 200,
-        ..ResponseParts::default()
-    };
+    let mut response = ok_response();
     continued(&session.on_response(&mut response));
     assert_eq!(response.header("x-hook-response"), Some(&b"hooks-sdk"[..]));
     assert!(log_text(&session.finish()).contains("tagged GET /orders"));
@@ -208,10 +201,7 @@ fn official_proxy_wasm_crate_guest_runs_unchanged() {
     let mut request = get("/items");
     continued(&session.on_request(&mut request));
     assert_eq!(header(&request, "x-proxy-wasm"), Some("envoy-compatible"));
-    let mut response = ResponseParts {
-        status: 200,
-        ..ResponseParts::default()
-    };
+    let mut response = ok_response();
     continued(&session.on_response(&mut response));
     assert_eq!(
         response.header("x-proxy-wasm-response"),

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use hook_engine::{
     EngineConfig, FailureKind, FailurePolicy, HookEngine, HookError, HookLimits, HookOutcome,
-    ResponseParts,
 };
 use support::*;
 
@@ -256,14 +255,8 @@ fn a_trap_in_the_response_phase_fails_that_phase() {
     .compile(&engine);
     let hook = spec(&engine, "resp", module);
     let mut session = engine.session(&hook, context("c1"));
-    assert!(matches!(
-        session.on_request(&mut get("/")),
-        HookOutcome::Continue(_)
-    ));
-    let mut response = ResponseParts {
-        status: 200,
-        ..ResponseParts::default()
-    };
+    continued(&session.on_request(&mut get("/")));
+    let mut response = ok_response();
     assert_eq!(
         failure(&session.on_response(&mut response)).kind,
         FailureKind::Trap
@@ -318,24 +311,15 @@ fn requests_in_flight_share_one_instance_per_thread() {
         .map(|_| {
             let mut session = engine.session(&hook, context("c1"));
             let mut request = get("/");
-            assert!(matches!(
-                session.on_request(&mut request),
-                HookOutcome::Continue(_)
-            ));
+            continued(&session.on_request(&mut request));
             assert_eq!(header(&request, "x-wat"), Some("yes"));
             session
         })
         .collect();
     assert_eq!(engine.idle_instances(), 1, "eight contexts, one instance");
     for session in &mut sessions {
-        let mut response = ResponseParts {
-            status: 200,
-            ..ResponseParts::default()
-        };
-        assert!(matches!(
-            session.on_response(&mut response),
-            HookOutcome::Continue(_)
-        ));
+        let mut response = ok_response();
+        continued(&session.on_response(&mut response));
     }
     sessions.into_iter().for_each(|s| drop(s.finish()));
     assert_eq!(engine.idle_instances(), 1);
@@ -360,15 +344,9 @@ fn a_failure_on_a_shared_instance_fails_the_requests_on_it_and_the_next_gets_a_n
     let mut first = engine.session(&hook, context("c1"));
     let mut second = engine.session(&hook, context("c1"));
     for session in [&mut first, &mut second] {
-        assert!(matches!(
-            session.on_request(&mut get("/")),
-            HookOutcome::Continue(_)
-        ));
+        continued(&session.on_request(&mut get("/")));
     }
-    let mut response = ResponseParts {
-        status: 200,
-        ..ResponseParts::default()
-    };
+    let mut response = ok_response();
     assert_eq!(
         failure(&first.on_response(&mut response)).kind,
         FailureKind::Trap
@@ -386,10 +364,7 @@ fn a_failure_on_a_shared_instance_fails_the_requests_on_it_and_the_next_gets_a_n
 
     // The next request starts on a new instance.
     let mut third = engine.session(&hook, context("c1"));
-    assert!(matches!(
-        third.on_request(&mut get("/")),
-        HookOutcome::Continue(_)
-    ));
+    continued(&third.on_request(&mut get("/")));
     assert_eq!(engine.idle_instances(), 1);
     drop(third.finish());
 }

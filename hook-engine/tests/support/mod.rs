@@ -7,7 +7,21 @@ use std::time::Duration;
 
 use hook_engine::{
     EngineConfig, HookEngine, HookOutcome, HookSpec, LogRecord, RequestContext, RequestParts,
+    ResponseParts,
 };
+
+/// Asserts the phase continued.
+pub fn continued(outcome: &HookOutcome) {
+    assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
+}
+
+/// A bare `200` response head.
+pub fn ok_response() -> ResponseParts {
+    ResponseParts {
+        status: 200,
+        ..ResponseParts::default()
+    }
+}
 
 pub fn engine() -> HookEngine {
     HookEngine::new(EngineConfig::default()).expect("engine starts")
