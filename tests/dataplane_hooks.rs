@@ -8,6 +8,7 @@ mod common;
 mod dataplane_support;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use dataplane_support::*;
 use serde_json::json;
@@ -213,7 +214,7 @@ fn official_proxy_wasm_and_assemblyscript_guests_run_unchanged() {
 }
 
 /// A proxy-wasm guest in WAT; each field is the body of one callback. Memory: 16
-/// "x-wat", 32 "yes", 48 "denied".
+/// "x-wat", 32 "yes", 48 "denied", 64 "ticks" (a metric name; its id goes to 80).
 #[derive(Default)]
 struct Wat {
     configure: &'static str,
@@ -221,6 +222,7 @@ struct Wat {
     request_body: &'static str,
     response_headers: &'static str,
     done: &'static str,
+    tick: &'static str,
 }
 
 const ADD_HEADER: &str =
@@ -242,6 +244,9 @@ impl Wat {
             r#"(module
   (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $respond (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (func (export "malloc") (param $n i32) (result i32)
@@ -256,15 +261,18 @@ impl Wat {
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) {} (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) {} (i32.const 0))
   (func (export "proxy_on_done") (param i32) (result i32) {} (i32.const 1))
+  (func (export "proxy_on_tick") (param i32) {})
   (data (i32.const 16) "x-wat")
   (data (i32.const 32) "yes")
   (data (i32.const 48) "denied")
+  (data (i32.const 64) "ticks")
 )"#,
             self.configure,
             self.request_headers,
             self.request_body,
             self.response_headers,
-            self.done
+            self.done,
+            self.tick
         )
     }
 }
@@ -517,4 +525,38 @@ fn a_port_specific_hook_list_runs_before_the_program_wide_one() {
     assert_eq!(echoed(&text)["headers"]["x-hook"], "specific");
     let (_, text) = get(proxy.addr, "ports.test", "/web", "");
     assert_eq!(echoed(&text)["headers"]["x-hook"], "general");
+}
+
+/// A guest that asks for a tick period is ticked by the proxy on its own: its tick
+/// counter (a guest metric) climbs with no request in between.
+#[test]
+fn guests_that_ask_for_ticks_get_them() {
+    let backend = Backend::start("app");
+    let dir = scratch_dir("hook-ticks");
+    let guest = Wat {
+        configure:
+            "(drop (call $define (i32.const 0) (i32.const 64) (i32.const 5) (i32.const 80))) \
+                    (drop (call $period (i32.const 10)))",
+        tick: "(drop (call $inc (i32.load (i32.const 80)) (i64.const 1)))",
+        ..Wat::default()
+    };
+    let proxy = start_in(
+        &dir,
+        vec![wat_route(&dir, "ticks.test", &backend, guest, json!({}))],
+    );
+    // The first request starts the instance, which then asks for ticks.
+    assert_eq!(get(proxy.addr, "ticks.test", "/", "").0, 200);
+    let ticks = || {
+        let metrics = proxy.metrics_text();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("hoody_hook_counter{") && l.contains("name=\"ticks\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ticks() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ticks() >= 3, "{}", proxy.metrics_text());
 }

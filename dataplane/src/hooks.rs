@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -39,12 +40,39 @@ use crate::config::{ContainerUnit, FailureMode, Hook, HookSettings, ModuleRef, O
 use crate::metrics::{HookResult, WorkerMetrics};
 
 /// The data plane's hook runtime: the engine (started on first use, so a proxy without
-/// hooks runs no epoch ticker), the module directory and the compiled modules by sha256.
+/// hooks runs no epoch ticker and no tick thread), the module directory and the compiled
+/// modules by sha256.
 pub struct HookHost {
     settings: HookSettings,
     module_dir: Option<PathBuf>,
     engine: OnceLock<Result<HookEngine, String>>,
     modules: Mutex<HashMap<String, Arc<CompiledModule>>>,
+    /// Stops the thread delivering `proxy_on_tick` (see [`GUEST_TICK`]).
+    stop_ticks: Arc<AtomicBool>,
+}
+
+/// How often the engine's pooled instances are offered `proxy_on_tick`: a guest's tick
+/// period is honoured to this granularity.
+const GUEST_TICK: Duration = Duration::from_millis(100);
+
+/// Calls the guests' `proxy_on_tick` every [`GUEST_TICK`] on a thread of its own, so a
+/// slow tick never runs on a proxy worker, until `stop` is set.
+fn deliver_ticks(engine: HookEngine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("hook-ticks".to_string())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(GUEST_TICK);
+                engine.run_ticks();
+            }
+        })
+        .map(drop)
+}
+
+impl Drop for HookHost {
+    fn drop(&mut self) {
+        self.stop_ticks.store(true, Ordering::Relaxed);
+    }
 }
 
 impl HookHost {
@@ -54,6 +82,7 @@ impl HookHost {
             module_dir,
             engine: OnceLock::new(),
             modules: Mutex::default(),
+            stop_ticks: Arc::default(),
         }
     }
 
@@ -79,6 +108,11 @@ impl HookHost {
                     ..EngineConfig::default()
                 })
                 .map_err(|e| e.to_string())
+                .and_then(|engine| {
+                    deliver_ticks(engine.clone(), self.stop_ticks.clone())
+                        .map_err(|e| format!("cannot start the hook tick thread: {e}"))?;
+                    Ok(engine)
+                })
             })
             .as_ref()
             .map_err(Clone::clone)
