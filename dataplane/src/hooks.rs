@@ -55,15 +55,20 @@ pub struct HookHost {
 /// period is honoured to this granularity.
 const GUEST_TICK: Duration = Duration::from_millis(100);
 
-/// Calls the guests' `proxy_on_tick` every [`GUEST_TICK`] on a thread of its own, so a
-/// slow tick never runs on a proxy worker, until `stop` is set.
-fn deliver_ticks(engine: HookEngine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+/// Calls the guests' `proxy_on_tick` every [`GUEST_TICK`] on a thread of its own, until
+/// `stop` is set. Each tick gets `budget`, the inline budget: requests on a worker's
+/// shared instance wait for a tick running on it as they would for a request.
+fn deliver_ticks(
+    engine: HookEngine,
+    budget: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("hook-ticks".to_string())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(GUEST_TICK);
-                engine.run_ticks();
+                engine.run_ticks(budget);
             }
         })
         .map(drop)
@@ -109,7 +114,8 @@ impl HookHost {
                 })
                 .map_err(|e| e.to_string())
                 .and_then(|engine| {
-                    deliver_ticks(engine.clone(), self.stop_ticks.clone())
+                    let budget = Duration::from_millis(self.settings.inline_timeout_ms);
+                    deliver_ticks(engine.clone(), budget, self.stop_ticks.clone())
                         .map_err(|e| format!("cannot start the hook tick thread: {e}"))?;
                     Ok(engine)
                 })

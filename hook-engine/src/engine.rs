@@ -200,11 +200,12 @@ impl HookEngine {
     }
 
     /// Calls `proxy_on_tick` on pooled instances (idle, and shared ones not busy) whose
-    /// tick period has elapsed; the proxy calls this from a timer. Instances that fail
-    /// are dropped.
-    pub fn run_ticks(&self) {
+    /// tick period has elapsed, each within `budget`; the proxy calls this from a timer.
+    /// Instances that fail are dropped. A shared instance's requests wait for its tick,
+    /// so the proxy gives ticks the budget its inline calls have.
+    pub fn run_ticks(&self, budget: Duration) {
         let now = Instant::now();
-        let deadline = self.inner.ticker.ticks_for(Duration::from_secs(1));
+        let deadline = self.inner.ticker.ticks_for(budget);
         for (key, mut instance) in self.inner.pool.drain() {
             if instance.tick_if_due(now, deadline).is_ok() {
                 self.inner.pool.give_back(key, instance);

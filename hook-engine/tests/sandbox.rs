@@ -594,7 +594,7 @@ fn metrics_and_ticks_reach_prometheus_text() {
     run_request(&engine, &hook, &mut get("/"));
     run_request(&engine, &hook, &mut get("/"));
     std::thread::sleep(Duration::from_millis(5));
-    engine.run_ticks();
+    engine.run_ticks(Duration::from_secs(1));
     let text = engine.metrics_prometheus();
     assert!(
         text.contains("hoody_hook_counter{container=\"c1\",name=\"ticks\"} 102"),
