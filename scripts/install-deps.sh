@@ -4,7 +4,7 @@
 set -euo pipefail
 
 RUNTIME_PKGS=(runc busybox-static iproute2 nftables debootstrap)
-TEST_PKGS=(nginx-light wrk nghttp2-client wabt binaryen rustc cargo libstd-rust-dev-wasm32 nodejs npm curl)
+TEST_PKGS=(nginx-light wrk nghttp2-client wabt binaryen rustc cargo libstd-rust-dev-wasm32 lld-14 nodejs npm curl)
 
 want=("${RUNTIME_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
