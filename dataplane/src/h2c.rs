@@ -1,8 +1,8 @@
 //! HTTP/1.1 `Upgrade: h2c` (RFC 7540 §3.2; RFC 9113 keeps it optional).
 //!
 //! hyper's HTTP/2 server cannot adopt a request received over HTTP/1.1 as
-//! stream 1, so the upgrade is done on the wire: the guard reads the upgrade
-//! request (`h1_guard::Guard::start`), the listener answers
+//! stream 1, so the upgrade is done on the wire: our HTTP/1 server reads the
+//! upgrade request (`downstream`), the listener answers
 //! `101 Switching Protocols`, and hyper's HTTP/2 server runs on a socket
 //! ([`Inject`]) that inserts the request, HPACK-encoded as a HEADERS frame on
 //! stream 1 with END_STREAM, right after the client's connection preface and
@@ -19,7 +19,10 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use base64::Engine;
+use http::{header, Method, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::framing::BodyFraming;
 
 /// The answer that switches the connection.
 pub const SWITCHING: &[u8] =
@@ -46,66 +49,59 @@ const CONNECTION_FIELDS: [&str; 8] = [
     "content-length",
 ];
 
-/// The HTTP/2 frames carrying `req` as stream 1, when `req` is an h2c
-/// upgrade request this proxy accepts; `None` to answer it over HTTP/1.1.
-pub fn upgrade_frames(req: &httparse::Request<'_, '_>) -> Option<Vec<u8>> {
-    if req.version != Some(1) {
+/// The HTTP/2 frames carrying the request `head` (with a body framed as
+/// `body`) as stream 1, when it is an h2c upgrade request this proxy
+/// accepts; `None` to answer it over HTTP/1.1.
+pub fn upgrade_frames(head: &http::request::Parts, body: BodyFraming) -> Option<Vec<u8>> {
+    if head.version != Version::HTTP_11 || body != BodyFraming::Empty {
         return None;
     }
-    let method = req.method?;
-    let path = req.path?;
-    if method == "CONNECT" || !path.starts_with('/') {
+    let path = head.uri.path_and_query()?.as_str();
+    if head.method == Method::CONNECT || !path.starts_with('/') || head.uri.authority().is_some() {
         return None;
     }
     let mut upgrade_h2c = false;
     let mut conn_upgrade = false;
     let mut conn_settings = false;
     let mut settings = 0;
-    let mut host = None;
-    let mut hosts = 0;
     let mut named: Vec<&[u8]> = Vec::new();
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("upgrade") {
-            upgrade_h2c |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"h2c"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for t in tokens(h.value) {
+    for (name, value) in &head.headers {
+        let value = value.as_bytes();
+        if name == header::UPGRADE {
+            upgrade_h2c |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+        } else if name == header::CONNECTION {
+            for t in tokens(value) {
                 conn_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
                 conn_settings |= t.eq_ignore_ascii_case(b"http2-settings");
                 named.push(t);
             }
-        } else if name.eq_ignore_ascii_case("http2-settings") {
+        } else if name.as_str() == "http2-settings" {
             settings += 1;
-            if !valid_settings(h.value) {
+            if !valid_settings(value) {
                 return None;
             }
-        } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-            host = Some(h.value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || (name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0")
-        {
+        } else if name == header::TRANSFER_ENCODING {
             return None;
         }
     }
-    if !(upgrade_h2c && conn_upgrade && conn_settings && settings == 1 && hosts == 1) {
+    let mut hosts = head.headers.get_all(header::HOST).iter();
+    let host = hosts.next()?;
+    if !(upgrade_h2c && conn_upgrade && conn_settings && settings == 1) || hosts.next().is_some() {
         return None;
     }
     let mut block = Vec::with_capacity(256);
-    literal(&mut block, b":method", method.as_bytes());
+    literal(&mut block, b":method", head.method.as_str().as_bytes());
     literal(&mut block, b":scheme", b"http");
     literal(&mut block, b":path", path.as_bytes());
-    literal(&mut block, b":authority", host?);
-    for h in req.headers.iter() {
-        let skip = CONNECTION_FIELDS
-            .iter()
-            .any(|c| h.name.eq_ignore_ascii_case(c))
+    literal(&mut block, b":authority", host.as_bytes());
+    for (name, value) in &head.headers {
+        let skip = CONNECTION_FIELDS.contains(&name.as_str())
             || named
                 .iter()
-                .any(|n| h.name.as_bytes().eq_ignore_ascii_case(n))
-            || (h.name.eq_ignore_ascii_case("te") && !h.value.eq_ignore_ascii_case(b"trailers"));
+                .any(|n| name.as_str().as_bytes().eq_ignore_ascii_case(n))
+            || (name == header::TE && !value.as_bytes().eq_ignore_ascii_case(b"trailers"));
         if !skip {
-            literal(&mut block, h.name.to_ascii_lowercase().as_bytes(), h.value);
+            literal(&mut block, name.as_str().as_bytes(), value.as_bytes());
         }
     }
     Some(frames(&block))
@@ -321,10 +317,15 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Option<Vec<u8>> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        assert!(req.parse(raw.as_bytes()).unwrap().is_complete());
-        upgrade_frames(&req)
+        let limits = crate::downstream::h1::HeadLimits {
+            max_bytes: 64 * 1024,
+            max_headers: 100,
+        };
+        let mut buf = bytes::BytesMut::from(raw.as_bytes());
+        match crate::downstream::h1::parse_request_head(&mut buf, limits, &mut Vec::new()) {
+            crate::downstream::h1::Parsed::Complete(head) => upgrade_frames(&head.parts, head.body),
+            other => panic!("{other:?}"),
+        }
     }
 
     const OK: &str = "GET /x?y=1 HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nX-Custom: v\r\n\r\n";

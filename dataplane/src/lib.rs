@@ -11,13 +11,16 @@
 pub mod access_log;
 pub mod cli;
 pub mod config;
+pub mod downstream;
 pub mod feed;
+pub mod fields;
+pub mod framing;
 pub mod gate;
-pub mod h1_guard;
 pub mod h2c;
 pub mod hooks;
 pub mod listen;
 pub mod metrics;
+pub mod prefixed;
 pub mod proxy;
 pub mod remote;
 pub mod router;

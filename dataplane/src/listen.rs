@@ -6,17 +6,16 @@
 //! from accept to the last body byte a request stays on one thread: no
 //! cross-thread wake-ups, no shared pool lock.
 //!
-//! A connection starts in `h1_guard::Guard::start`, which reads the first
-//! bytes (within the header timeout) to pick the protocol: HTTP/2 prior
-//! knowledge → hyper's HTTP/2 server; an `Upgrade: h2c` request → `101`, then
-//! hyper's HTTP/2 server with that request as stream 1 (`h2c`); anything else
-//! → hyper's HTTP/1 server reading through the guard, which refuses
-//! ambiguous framing and over-long request lines before hyper parses them.
-//! Limits come from `Settings`. The header timeout of HTTP/1 connections
-//! (the first head included) is enforced by the worker's `sweep` on its
-//! housekeeping tick, not by a timer per request. Shutdown: stop accepting, ask
-//! every connection to finish gracefully, wait for them up to the drain
-//! timeout.
+//! A connection starts in our HTTP/1 server (`downstream`), which reads the
+//! first bytes to pick the protocol: HTTP/2 prior knowledge → hyper's HTTP/2
+//! server; a first request asking for `Upgrade: h2c` → `101`, then hyper's
+//! HTTP/2 server with that request as stream 1 (`h2c`); anything else is
+//! served as HTTP/1.1 by `downstream` itself. Limits come from `Settings`.
+//! The header timeout of HTTP/1 connections (the first head included) is
+//! enforced by the worker's `sweep` on its housekeeping tick, not by a timer
+//! per request. Shutdown: stop accepting, ask every connection to finish
+//! gracefully (HTTP/1: the request in flight is answered with `Connection:
+//! close`, idle connections close), wait for them up to the drain timeout.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -24,7 +23,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
@@ -32,12 +31,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::access_log::{AccessLogger, Sink};
 use crate::config::Settings;
-use crate::h1_guard::{Guard, Start, Verdicts};
+use crate::downstream::{self, h1::HeadLimits, Handoff};
 use crate::metrics::Metrics;
+use crate::prefixed::Prefixed;
 use crate::proxy::{self, ConnInfo, Worker};
 use crate::router::{LocalRoutes, RouteTable};
-use crate::sweep::{self, Answer, Sweep};
-use crate::upstream::Pool;
+use crate::sweep::{self, Sweep};
+use crate::upstream::{Pool, ReqBody};
 
 /// Listening sockets for one address: one per worker when bound with
 /// `SO_REUSEPORT`, or a single shared socket.
@@ -163,35 +163,26 @@ where
     }
 }
 
-/// hyper's servers, configured once per worker.
+/// The servers' settings, made once per worker: our HTTP/1 server's head
+/// limits and hyper's HTTP/2 server.
 struct Servers {
-    h1: http1::Builder,
+    h1: HeadLimits,
     h2: http2::Builder<LocalExec>,
-    max_head: usize,
-    max_headers: usize,
 }
 
 fn servers(settings: &Settings) -> Servers {
     let limits = &settings.limits;
-    let mut h1 = http1::Builder::new();
-    // The header timeout is the worker's sweep's (`sweep`); hyper's would
-    // arm a timer for every request.
-    h1.header_read_timeout(None)
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
+    let h1 = HeadLimits {
+        max_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+    };
     let mut h2 = http2::Builder::new(LocalExec);
     h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.h2_max_header_list)
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(256));
-    Servers {
-        h1,
-        h2,
-        max_head: limits.max_header_bytes,
-        max_headers: limits.max_headers,
-    }
+    Servers { h1, h2 }
 }
 
 /// Counts open connections so shutdown can wait for them.
@@ -242,6 +233,7 @@ fn run_worker(
         tokio::task::spawn_local(housekeeping(worker.clone()));
         let mut stop_wait = stop.clone();
         let _ = stop_wait.wait_for(|s| *s).await;
+        worker.sweep.stop();
         let drain = tokio::time::sleep(shared.settings.timeouts.drain());
         tokio::pin!(drain);
         while tracker.open.get() > 0 {
@@ -264,6 +256,7 @@ async fn housekeeping(worker: Rc<Worker>) {
     loop {
         tick.tick().await;
         worker.sweep.tick();
+        downstream::refresh_date();
         if worker.log.enabled() {
             worker.log.flush();
         }
@@ -304,30 +297,33 @@ async fn accept_loop(
     }
 }
 
-/// Runs a hyper connection future; on shutdown asks it to finish
-/// gracefully and waits for it. Past its head deadline the connection is
-/// dropped (closed) without a response, as hyper's own header timeout did.
-macro_rules! drive {
-    ($conn:expr, $stop:expr, $watch:expr) => {{
-        let conn = $conn;
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            () = $watch.expired() => head_overdue(),
-            _ = $stop.wait_for(|s| *s) => {
-                conn.as_mut().graceful_shutdown();
-                tokio::select! {
-                    r = conn => r,
-                    () = $watch.expired() => head_overdue(),
-                }
-            }
+/// Runs hyper's HTTP/2 connection future; on shutdown asks it to finish
+/// gracefully (GOAWAY) and waits for it.
+async fn drive_h2(
+    servers: &Servers,
+    io: impl hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    worker: Rc<Worker>,
+    info: Rc<ConnInfo>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), hyper::Error> {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let answer = proxy::handle(worker.clone(), info.clone(), req.map(ReqBody::H2));
+        async move {
+            let mut resp = answer.await?;
+            // hyper writes the map: the upstream's raw fields go into it.
+            proxy::materialize_headers(&mut resp);
+            Ok::<_, proxy::Dropped>(resp)
         }
-    }};
-}
-
-fn head_overdue() -> Result<(), hyper::Error> {
-    tracing::debug!("request head not complete within the header timeout; closing");
-    Ok(())
+    });
+    let conn = servers.h2.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.wait_for(|s| *s) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 async fn serve_connection(
@@ -336,71 +332,36 @@ async fn serve_connection(
     worker: Rc<Worker>,
     servers: Rc<Servers>,
     tracker: Rc<Tracker>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let verdicts = Arc::new(Verdicts::default());
+    let info = Rc::new(ConnInfo::new(peer));
     let watch = worker.sweep.watch();
-    let mut guard = Guard::new(
-        stream,
-        servers.max_head,
-        servers.max_headers,
-        verdicts.clone(),
-        watch.wait(),
-    );
-    let start = tokio::select! {
-        r = guard.start() => Some(r),
-        () = watch.expired() => None,
-        _ = stop.wait_for(|s| *s) => Some(Ok(Start::Http1)),
+    let conn = downstream::Conn {
+        worker: worker.clone(),
+        info: info.clone(),
+        watch: watch.clone(),
+        limits: servers.h1,
     };
-    if !matches!(start, Some(Ok(Start::Http1))) {
-        watch.disarm();
-    }
-    let result = match start {
-        Some(Ok(start)) => {
-            let info = Rc::new(ConnInfo::new(peer, verdicts));
-            let w = worker.clone();
-            let busy = watch.clone();
-            let service = service_fn(move |req| {
-                let exchange = busy.begin();
-                let answer = proxy::handle(w.clone(), info.clone(), req);
-                async move {
-                    let resp = answer.await?;
-                    Ok::<_, proxy::Dropped>(resp.map(|body| Answer::new(body, exchange)))
+    let result = match downstream::serve(stream, conn).await {
+        Handoff::Done => Ok(()),
+        Handoff::Http2(io) => {
+            watch.disarm();
+            drive_h2(&servers, TokioIo::new(io), worker.clone(), info, stop).await
+        }
+        Handoff::H2cUpgrade(io, frames) => {
+            watch.disarm();
+            match switch_to_h2c(io).await {
+                Ok(io) => {
+                    let io = crate::h2c::Inject::new(io, frames);
+                    drive_h2(&servers, TokioIo::new(io), worker.clone(), info, stop).await
                 }
-            });
-            match start {
-                Start::Http1 => drive!(
-                    servers
-                        .h1
-                        .serve_connection(TokioIo::new(guard), service)
-                        .with_upgrades(),
-                    stop,
-                    watch
-                ),
-                Start::Http2PriorKnowledge => drive!(
-                    servers.h2.serve_connection(TokioIo::new(guard), service),
-                    stop,
-                    watch
-                ),
-                Start::H2cUpgrade(frames) => match guard.write_all(crate::h2c::SWITCHING).await {
-                    Ok(()) => {
-                        let io = crate::h2c::Inject::new(guard, frames);
-                        drive!(
-                            servers.h2.serve_connection(TokioIo::new(io), service),
-                            stop,
-                            watch
-                        )
-                    }
-                    Err(err) => {
-                        tracing::debug!(%err, %peer, "h2c upgrade write failed");
-                        Ok(())
-                    }
-                },
+                Err(err) => {
+                    tracing::debug!(%err, %peer, "h2c upgrade write failed");
+                    Ok(())
+                }
             }
         }
-        // Nothing usable within the header timeout, or a read error.
-        None | Some(Err(_)) => Ok(()),
     };
     if let Err(err) = result {
         tracing::debug!(%err, %peer, "connection ended with error");
@@ -410,4 +371,10 @@ async fn serve_connection(
     if tracker.open.get() == 0 {
         tracker.idle.notify_waiters();
     }
+}
+
+/// Answers the h2c upgrade request with `101 Switching Protocols`.
+async fn switch_to_h2c(mut io: Prefixed) -> std::io::Result<Prefixed> {
+    io.write_all(crate::h2c::SWITCHING).await?;
+    Ok(io)
 }

@@ -1,5 +1,7 @@
 //! The life of a proxied request, phase by phase, in one place:
 //!
+//! 0. (HTTP/1) the head was parsed and its framing judged by our server
+//!    (`downstream`); a refused head is answered by [`refused`]
 //! 1. `check_request`  — framing and Host sanity (400 before anything else)
 //! 2. route            — host → `Arc<Route>` (404 / 503)
 //! 3. `gate`           — firewall → enable_proxy → authn → authz
@@ -17,7 +19,7 @@
 //! Errors are static JSON bodies in the API's error shape: nothing on this
 //! path formats strings unless a header must be combined with a client value.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -29,21 +31,19 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use crate::access_log::{AccessLogger, Entry};
 use crate::config::Timeouts;
+use crate::downstream::h1::Refusal;
+use crate::fields::RawFields;
 use crate::gate::{Decision, RequestFacts};
-use crate::h1_guard::{Verdict, Verdicts};
 use crate::hooks::{self, HookHost, RequestStep};
 use crate::metrics::{UpstreamError, WorkerMetrics};
+use crate::prefixed::Prefixed;
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
 use crate::sweep::Sweep;
 use crate::upstream::h1::ResponseHead;
-use crate::upstream::{
-    self as up, BodyError, Pool, Progress, ReqBody, Return, Upstream, UpstreamBody,
-};
+use crate::upstream::{self as up, BodyError, Pool, Progress, ReqBody, Return, UpstreamBody};
 
 /// Per-worker state shared by all its connections.
 pub struct Worker {
@@ -63,14 +63,10 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     xff: HeaderValue,
     forwarded: RefCell<Option<(Arc<Route>, HeaderValue)>>,
-    /// What the HTTP/1 guard refused, by request position.
-    verdicts: Arc<Verdicts>,
-    /// Requests seen on this connection so far.
-    requests: Cell<u64>,
 }
 
 impl ConnInfo {
-    pub fn new(client: SocketAddr, verdicts: Arc<Verdicts>) -> Self {
+    pub fn new(client: SocketAddr) -> Self {
         let ip = client.ip().to_canonical();
         let xff = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
@@ -78,8 +74,6 @@ impl ConnInfo {
             client,
             xff,
             forwarded: RefCell::new(None),
-            verdicts,
-            requests: Cell::new(0),
         }
     }
 
@@ -105,16 +99,42 @@ impl ConnInfo {
     }
 }
 
-/// The service error that makes hyper close the connection without a
-/// response (firewall `drop`).
+/// The answer that closes the connection without a response (firewall
+/// `drop`).
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by firewall")]
 pub struct Dropped;
 
-/// The response body: streamed from upstream, or a local JSON answer.
+/// The response body: streamed from upstream, a local JSON answer, or (with
+/// a `101`) the upstream socket the client's connection is to be spliced to.
 pub enum ProxyBody {
-    Upstream(UpstreamBody),
+    /// `fields`: the response's header fields as the upstream sent them, until
+    /// something needs them in the response's map ([`materialize_headers`]);
+    /// our HTTP/1 server writes them out as they are.
+    Upstream {
+        body: UpstreamBody,
+        fields: Option<RawFields>,
+    },
     Local(Option<Bytes>),
+    Tunnel(Option<Prefixed>),
+}
+
+impl ProxyBody {
+    /// The upstream's header fields not yet in the response's map.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        match self {
+            ProxyBody::Upstream { fields, .. } => fields.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The upstream side of the tunnel a `101` opens, once.
+    pub fn take_tunnel(&mut self) -> Option<Prefixed> {
+        match self {
+            ProxyBody::Tunnel(t) => t.take(),
+            _ => None,
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -126,22 +146,25 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            ProxyBody::Tunnel(_) => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream(b) => b.is_end_stream(),
+            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Local(b) => b.is_none(),
+            ProxyBody::Tunnel(_) => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Upstream(b) => b.size_hint(),
+            ProxyBody::Upstream { body, .. } => body.size_hint(),
             ProxyBody::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Tunnel(_) => SizeHint::with_exact(0),
         }
     }
 }
@@ -225,6 +248,26 @@ const HEAD_TOO_LARGE: Local = Local {
         "headers too large",
     )
 };
+const CONNECT_REFUSED: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::METHOD_NOT_ALLOWED,
+        err_body!(
+            "405",
+            "METHOD_NOT_ALLOWED",
+            "CONNECT is not served: this is a reverse proxy"
+        ),
+        "connect",
+    )
+};
+const BAD_REQUEST_BODY: Local = Local {
+    close: true,
+    ..local(
+        StatusCode::BAD_REQUEST,
+        err_body!("400", "BAD_REQUEST", "The request body could not be read"),
+        "client body",
+    )
+};
 const NO_ROUTE: Local = local(
     StatusCode::NOT_FOUND,
     err_body!(
@@ -306,7 +349,7 @@ struct Outcome {
 pub async fn handle(
     w: Rc<Worker>,
     conn: Rc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<ProxyBody>, Dropped> {
     let start = Instant::now();
     let logged = w.log.enabled().then(|| {
@@ -327,11 +370,11 @@ pub async fn handle(
 async fn proxy(
     w: &Rc<Worker>,
     conn: &ConnInfo,
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
     outcome: &mut Outcome,
 ) -> Result<Response<ProxyBody>, Dropped> {
     // 1. framing and Host
-    if let Err(l) = check_request(conn, &req) {
+    if let Err(l) = check_request(&req) {
         return Ok(answer(l, outcome));
     }
     // 2. route
@@ -362,7 +405,6 @@ async fn proxy(
         }
     }
     // 5. hooks, request phase
-    let mut req = req.map(ReqBody::Client);
     let mut hook_run = None;
     if let Some(hook) = route.hooks.as_ref().and_then(|h| h.select(&req, group)) {
         let unread = req.version() <= Version::HTTP_11 && !req.body().is_end_stream();
@@ -382,10 +424,17 @@ async fn proxy(
         }
     }
     // 6. upstream request
-    let client_upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
-    upstream_request(&mut req, conn, &route, client_upgrade.is_some());
+    let client_upgrade = is_upgrade(&req);
+    let hop = upstream_request(&mut req, conn, &route, client_upgrade);
+    let fwd = up::h1::Forwarding {
+        host: hop.host.as_ref(),
+        client: &conn.xff,
+        forwarded_host: &route.host_header,
+        forwarded: &hop.forwarded,
+        upgrade: hop.upgrade.as_ref(),
+    };
     // 7. forward
-    let (head, up) = match forward(w, addr, req).await {
+    let (head, up) = match forward(w, addr, req, &fwd).await {
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
@@ -397,6 +446,8 @@ async fn proxy(
     // 9. hooks, response phase
     match hook_run {
         Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
+            let mut resp = resp;
+            materialize_headers(&mut resp);
             let buffered = |b| ProxyBody::Local(Some(b));
             match Box::pin(run.response_phase(&w.hooks, resp, buffered)).await {
                 Ok(resp) => Ok(resp),
@@ -423,20 +474,41 @@ fn hook_answer(
     Response::from_parts(parts, ProxyBody::Local(Some(body)))
 }
 
-/// Phase 1: framing. On HTTP/1 the guard (`h1_guard`) has already judged
-/// the raw head: a refused head reaches us as a stand-in request, answered
-/// here with the verdict. Belt and braces: a request must not carry both
-/// framings after hyper either (HTTP/2 forbids Transfer-Encoding entirely).
-fn check_request(conn: &ConnInfo, req: &Request<Incoming>) -> Result<(), Local> {
-    let index = conn.requests.get();
-    conn.requests.set(index + 1);
-    if req.version() <= Version::HTTP_11 {
-        match conn.verdicts.for_request(index) {
-            Some(Verdict::Framing) => return Err(BAD_REQUEST_FRAMING),
-            Some(Verdict::UriTooLong) => return Err(URI_TOO_LONG),
-            Some(Verdict::HeadTooLarge) => return Err(HEAD_TOO_LARGE),
-            None => {}
-        }
+/// Phase 0: the answer to an HTTP/1 head our server refused (it closes the
+/// connection after it), counted and logged like any request.
+pub fn refused(w: &Worker, conn: &ConnInfo, refusal: Refusal) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let local = match refusal {
+        Refusal::Framing => BAD_REQUEST_FRAMING,
+        Refusal::UriTooLong => URI_TOO_LONG,
+        Refusal::HeadTooLarge => HEAD_TOO_LARGE,
+    };
+    let mut outcome = Outcome::default();
+    let resp = answer(local, &mut outcome);
+    finish(w, conn, &outcome, resp.status().as_u16(), start, None);
+    if w.log.enabled() {
+        w.log.log(&Entry {
+            client: conn.client,
+            method: "-",
+            host: "",
+            path: "-",
+            version: Version::HTTP_11,
+            status: resp.status().as_u16(),
+            route_kind: "none",
+            unit: "",
+            duration: start.elapsed(),
+            error: outcome.error,
+        });
+    }
+    resp
+}
+
+/// Phase 1: framing. On HTTP/1 our server has already judged the head
+/// (`downstream::h1`). Belt and braces: a request must not carry both
+/// framings after any parser (HTTP/2 forbids Transfer-Encoding entirely).
+fn check_request(req: &Request<ReqBody>) -> Result<(), Local> {
+    if req.method() == Method::CONNECT {
+        return Err(CONNECT_REFUSED);
     }
     let h = req.headers();
     if h.contains_key(header::TRANSFER_ENCODING)
@@ -449,7 +521,7 @@ fn check_request(conn: &ConnInfo, req: &Request<Incoming>) -> Result<(), Local> 
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the single
 /// `Host` header; both present must agree.
-fn request_host(req: &Request<Incoming>) -> Result<&str, Local> {
+fn request_host(req: &Request<ReqBody>) -> Result<&str, Local> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -480,7 +552,7 @@ fn alias_active(route: &Route) -> bool {
 fn gate<'r>(
     route: &'r Route,
     conn: &ConnInfo,
-    req: &Request<Incoming>,
+    req: &Request<ReqBody>,
 ) -> Result<Result<Option<&'r str>, Local>, Dropped> {
     let facts = RequestFacts {
         client: conn.client,
@@ -505,7 +577,7 @@ fn gate<'r>(
 
 /// Phase 4: `/x` → `{target_path}/x`; without override only `/` and the
 /// target path itself are served.
-fn rewrite_path(req: &mut Request<Incoming>, rule: &PathRule) -> Result<(), Local> {
+fn rewrite_path(req: &mut Request<ReqBody>, rule: &PathRule) -> Result<(), Local> {
     let path = req.uri().path();
     if !rule.allow_override && path != "/" && path != rule.prefix {
         return Err(PATH_NOT_ALLOWED);
@@ -530,33 +602,26 @@ fn rewrite_path(req: &mut Request<Incoming>, rule: &PathRule) -> Result<(), Loca
     Ok(())
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones.
-const HOP_HEADERS: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("keep-alive"),
-];
-
-fn strip_hop_headers(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
+/// Removes the hop-by-hop fields (`fields::is_hop_by_hop`) and those the
+/// `Connection` field names.
+fn remove_hop_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| crate::fields::connection_named(v.as_bytes()))
+        .filter_map(|n| HeaderName::from_bytes(n).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
     }
-    for h in &HOP_HEADERS {
-        headers.remove(h);
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| crate::fields::is_hop_by_hop(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for n in hop {
+        headers.remove(n);
     }
-    headers.remove("proxy-connection");
 }
 
 /// An upgrade to tunnel once the upstream agrees. `h2c` is never tunnelled:
@@ -585,14 +650,25 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// What phase 6 leaves for the request head's encoder: this hop's values of
+/// the forwarding fields (`upstream::h1::Forwarding`).
+struct Hop {
+    host: Option<HeaderValue>,
+    forwarded: HeaderValue,
+    upgrade: Option<HeaderValue>,
+}
 
-/// Phase 6: an origin-form HTTP/1.1 request with forwarding headers.
-fn upstream_request<B>(req: &mut Request<B>, conn: &ConnInfo, route: &Arc<Route>, upgrade: bool) {
-    let upgrade_value = if upgrade {
+/// Phase 6: an origin-form HTTP/1.1 request without the fields that belong
+/// to the client's connection or to the proxy (the owner's claim is a
+/// credential for the proxy, not for the app); the forwarding fields are
+/// written by the encoder ([`Hop`]).
+fn upstream_request<B>(
+    req: &mut Request<B>,
+    conn: &ConnInfo,
+    route: &Arc<Route>,
+    upgrade: bool,
+) -> Hop {
+    let upgrade = if upgrade {
         req.headers().get(header::UPGRADE).cloned()
     } else {
         None
@@ -607,30 +683,23 @@ fn upstream_request<B>(req: &mut Request<B>, conn: &ConnInfo, route: &Arc<Route>
     }
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
-    strip_hop_headers(headers);
-    // The owner's claim is a credential for the proxy, not for the app.
-    headers.remove(crate::gate::OWNER_CLAIM_HEADER);
-    if let Some(up) = upgrade_value {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, up);
+    let (mut hop, mut claim, mut host) = (false, false, false);
+    for name in headers.keys() {
+        hop |= crate::fields::is_hop_by_hop(name.as_str().as_bytes());
+        claim |= name.as_str() == crate::gate::OWNER_CLAIM_HEADER;
+        host |= *name == header::HOST;
     }
-    if !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, route.host_header.clone());
+    if hop {
+        remove_hop_headers(headers);
     }
-    match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => {
-            let combined = format!("{prev}, {}", conn.xff.to_str().unwrap_or(""));
-            if let Ok(v) = HeaderValue::from_str(&combined) {
-                headers.insert(X_FORWARDED_FOR, v);
-            }
-        }
-        None => {
-            headers.insert(X_FORWARDED_FOR, conn.xff.clone());
-        }
+    if claim {
+        headers.remove(crate::gate::OWNER_CLAIM_HEADER);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(X_FORWARDED_HOST, route.host_header.clone());
-    headers.insert(FORWARDED, conn.forwarded(route));
+    Hop {
+        host: (!host).then(|| route.host_header.clone()),
+        forwarded: conn.forwarded(route),
+        upgrade,
+    }
 }
 
 /// Phase 7: send on a pooled connection, retrying once on a fresh one when
@@ -646,7 +715,8 @@ async fn forward(
     w: &Worker,
     addr: SocketAddr,
     req: Request<ReqBody>,
-) -> Result<(ResponseHead, Upstream), Local> {
+    fwd: &up::h1::Forwarding<'_>,
+) -> Result<(ResponseHead, up::Boxed), Local> {
     let mut conn = w.pool.checkout(addr).await.map_err(|err| {
         tracing::debug!(%err, "upstream connect failed");
         connect_error(&err)
@@ -654,7 +724,7 @@ async fn forward(
     let (parts, mut body) = req.into_parts();
     let had_length = parts.headers.contains_key(header::CONTENT_LENGTH);
     let framing = up::request_framing(&parts.method, &body, had_length);
-    conn.up.encode_head(&parts, framing);
+    conn.up.encode_head(&parts, framing, fwd);
     let head_request = parts.method == Method::HEAD;
     let bodiless = body.is_end_stream();
     let deadline = w.timeouts.upstream_response_header();
@@ -664,6 +734,11 @@ async fn forward(
         .exchange(&mut body, framing, head_request, &mut progress);
     let err = match w.sweep.within(deadline, exchange).await {
         Ok(Ok(head)) => return Ok((head, conn.up)),
+        Ok(Err(up::ExchangeError::ClientBody(err))) => {
+            // The client's fault (a body cut short or malformed), not the upstream's.
+            tracing::debug!(%err, "request body failed");
+            return Err(BAD_REQUEST_BODY);
+        }
         Ok(Err(err)) => err,
         Err(_) => {
             w.metrics.upstream_error(UpstreamError::Timeout);
@@ -711,24 +786,25 @@ fn connect_error(err: &crate::upstream::ConnectError) -> Local {
     }
 }
 
-/// Phase 8: stream the response back; a 101 splices both connections.
+/// Phase 8: stream the response back; a 101 hands the upstream socket to
+/// the client connection's server, which splices both.
 fn upstream_response(
     w: &Rc<Worker>,
     addr: SocketAddr,
     head: ResponseHead,
-    up: Upstream,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    up: up::Boxed,
+    client_upgrade: bool,
 ) -> Result<Response<ProxyBody>, Local> {
     if head.status == StatusCode::SWITCHING_PROTOCOLS {
         // We only ever ask for an upgrade the client asked for.
-        let Some(client) = client_upgrade else {
+        if !client_upgrade {
             w.metrics.upstream_error(UpstreamError::Protocol);
             return Err(BAD_GATEWAY);
-        };
-        tokio::task::spawn_local(tunnel(client, up.into_tunnel()));
-        let mut resp = Response::new(ProxyBody::Local(None));
+        }
+        let mut resp = Response::new(ProxyBody::Tunnel(Some((*up).into_tunnel())));
         *resp.status_mut() = head.status;
-        *resp.headers_mut() = head.headers;
+        // A 101 keeps its Connection and Upgrade: they say what it switches to.
+        head.fields.append_to(resp.headers_mut(), |_| false);
         return Ok(resp);
     }
     let ret = Return {
@@ -736,24 +812,35 @@ fn upstream_response(
         addr,
     };
     let body = UpstreamBody::new(up, &head, Some(ret));
-    let mut resp = Response::new(ProxyBody::Upstream(body));
-    // The client's protocol, not the upstream's, frames this response.
+    let mut resp = Response::new(ProxyBody::Upstream {
+        body,
+        fields: Some(head.fields),
+    });
+    // The client's protocol, not the upstream's, frames this response; the
+    // hop-by-hop fields are left out when the fields are written or mapped.
     *resp.status_mut() = head.status;
-    *resp.headers_mut() = head.headers;
-    strip_hop_headers(resp.headers_mut());
     Ok(resp)
 }
 
-/// Copies bytes both ways between the upgraded client and the upstream
-/// socket (which starts with whatever it sent right after its 101).
-async fn tunnel(client: hyper::upgrade::OnUpgrade, mut server: up::Prefixed) {
-    let Ok(client) = client.await else {
+/// Moves the upstream's raw fields into the response's map, without the
+/// hop-by-hop ones and those its `Connection` names: for what reads the map
+/// (a hook's response phase, hyper's HTTP/2 server).
+pub fn materialize_headers(resp: &mut Response<ProxyBody>) {
+    let fields = match resp.body_mut() {
+        ProxyBody::Upstream { fields, .. } => fields.take(),
+        _ => None,
+    };
+    let Some(fields) = fields else {
         return;
     };
-    let mut client = TokioIo::new(client);
-    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
-        tracing::debug!(%err, "tunnel closed");
-    }
+    let named: Vec<HeaderName> = fields
+        .named_by_connection()
+        .into_iter()
+        .filter_map(|n| HeaderName::from_bytes(n).ok())
+        .collect();
+    fields.append_to(resp.headers_mut(), |name| {
+        crate::fields::is_hop_by_hop(name.as_str().as_bytes()) || named.contains(name)
+    });
 }
 
 fn answer(l: Local, outcome: &mut Outcome) -> Response<ProxyBody> {
@@ -782,7 +869,7 @@ fn answer(l: Local, outcome: &mut Outcome) -> Response<ProxyBody> {
 /// next request.
 fn answer_after_body(
     l: Local,
-    req: &Request<Incoming>,
+    req: &Request<ReqBody>,
     outcome: &mut Outcome,
 ) -> Response<ProxyBody> {
     let close = req.version() <= Version::HTTP_11 && !req.body().is_end_stream();

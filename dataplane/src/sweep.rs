@@ -16,22 +16,16 @@
 //!   it started waiting for one, which is its accept, or the end of the
 //!   previous exchange (request body read and response written), whichever is
 //!   later. An idle keep-alive connection is therefore closed after the same
-//!   time. The guard (`h1_guard`) records where the stream is, the service
-//!   whether a response is in flight ([`Watch`]);
+//!   time. The connection's HTTP/1 server (`downstream`) tells its
+//!   [`Watch`] when it starts waiting for a head and when one is complete;
 //! - any other wait bounded by [`Sweep::within`] (the upstream's response
 //!   head, `timeouts.upstream_response_header_ms`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 
 /// The housekeeping tick: how often deadlines are checked, and the coarse
 /// clock's resolution.
@@ -39,8 +33,8 @@ pub const TICK: Duration = Duration::from_millis(200);
 
 const TICK_MS: u64 = TICK.as_millis() as u64;
 
-/// `HeadWait::since` while no head is awaited (inside a body, or the guard
-/// no longer inspects the stream).
+/// `Watch::since` while no head is awaited (inside an exchange, or the
+/// connection is not HTTP/1).
 const NOT_WAITING: u64 = u64::MAX;
 
 thread_local! {
@@ -57,65 +51,30 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
 }
 
-/// The guard's half of a connection's head deadline: since when it waits
-/// for a request head. Atomic only because the guard must be `Send`
-/// (upgraded connections are); only its worker's thread writes it.
-#[derive(Debug)]
-pub struct HeadWait {
-    since: AtomicU64,
-}
-
-impl Default for HeadWait {
-    /// Waiting from now (the accept).
-    fn default() -> Self {
-        Self {
-            since: AtomicU64::new(now()),
-        }
-    }
-}
-
-impl HeadWait {
-    /// The stream is at a head boundary: the next head is awaited from now.
-    pub fn waiting(&self) {
-        self.since.store(now(), Ordering::Relaxed);
-    }
-
-    /// Inside a body, or not inspected any more: no head is awaited.
-    pub fn not_waiting(&self) {
-        self.since.store(NOT_WAITING, Ordering::Relaxed);
-    }
-}
-
-/// One connection's head deadline, shared by its task, its service and the
-/// sweep.
+/// One connection's head deadline, shared by its task and the sweep. The
+/// connection's HTTP/1 server says when it starts waiting for a head and
+/// when one is complete; the sweep wakes the task once the wait is overdue.
 pub struct Watch {
-    wait: Arc<HeadWait>,
-    /// Responses not yet finished (their body is still being written).
-    busy: Cell<u32>,
-    /// When the last response finished.
-    answered: Cell<u64>,
-    /// Cleared for HTTP/2, which has no head deadline after its preface.
-    armed: Cell<bool>,
+    /// Since when a head is awaited, or [`NOT_WAITING`].
+    since: Cell<u64>,
     expired: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Watch {
-    /// The guard's half, for `h1_guard::Guard::new`.
-    pub fn wait(&self) -> Arc<HeadWait> {
-        self.wait.clone()
+    /// A head is awaited from now (the end of the previous exchange).
+    pub fn waiting(&self) {
+        self.since.set(now());
+    }
+
+    /// A head is complete: no deadline until the next wait.
+    pub fn not_waiting(&self) {
+        self.since.set(NOT_WAITING);
     }
 
     /// The connection is not HTTP/1: no head deadline from now on.
     pub fn disarm(&self) {
-        self.armed.set(false);
-    }
-
-    /// A request was handed to the service: no deadline until its
-    /// response is finished (the returned guard is dropped).
-    pub fn begin(self: &Rc<Self>) -> Busy {
-        self.busy.set(self.busy.get() + 1);
-        Busy(self.clone())
+        self.not_waiting();
     }
 
     /// Resolves when the sweep found the head deadline passed.
@@ -132,15 +91,8 @@ impl Watch {
     /// Whether, at `now`, the connection has waited for a head longer than
     /// `limit_ms` plus a tick (readings of the clock are up to a tick old).
     fn overdue(&self, now: u64, limit_ms: u64) -> bool {
-        if !self.armed.get() || self.busy.get() > 0 {
-            return false;
-        }
-        let since = self.wait.since.load(Ordering::Relaxed);
-        if since == NOT_WAITING {
-            return false;
-        }
-        let since = since.max(self.answered.get());
-        now.saturating_sub(since) >= limit_ms.saturating_add(TICK_MS)
+        let since = self.since.get();
+        since != NOT_WAITING && now.saturating_sub(since) >= limit_ms.saturating_add(TICK_MS)
     }
 
     fn expire(&self) {
@@ -155,50 +107,6 @@ impl Watch {
 fn keep_waker(slot: &mut Option<Waker>, new: &Waker) {
     if !slot.as_ref().is_some_and(|w| w.will_wake(new)) {
         *slot = Some(new.clone());
-    }
-}
-
-/// A response in flight; dropping it ends the exchange.
-pub struct Busy(Rc<Watch>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let watch = &self.0;
-        watch.busy.set(watch.busy.get() - 1);
-        watch.answered.set(now());
-    }
-}
-
-/// A response body that keeps its exchange in flight until hyper has
-/// written (and so dropped) it.
-pub struct Answer<B> {
-    body: B,
-    _busy: Busy,
-}
-
-impl<B> Answer<B> {
-    pub fn new(body: B, busy: Busy) -> Self {
-        Self { body, _busy: busy }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for Answer<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -243,6 +151,8 @@ pub struct Sweep {
     head_limit_ms: u64,
     watches: RefCell<Vec<Weak<Watch>>>,
     waits: RefCell<Waits>,
+    /// The worker is shutting down (see [`Sweep::stop`]).
+    stopping: Cell<bool>,
 }
 
 impl Sweep {
@@ -253,16 +163,30 @@ impl Sweep {
             head_limit_ms: millis(head_limit),
             watches: RefCell::new(Vec::new()),
             waits: RefCell::new(Waits::default()),
+            stopping: Cell::new(false),
         }
+    }
+
+    /// Shutdown: connections waiting for a head are expired at once (they
+    /// close); the others see [`Sweep::stopping`] when their exchange ends.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        for watch in self.watches.borrow().iter().filter_map(Weak::upgrade) {
+            if watch.since.get() != NOT_WAITING {
+                watch.expire();
+            }
+        }
+    }
+
+    /// Whether the worker is shutting down: no connection is kept alive.
+    pub fn stopping(&self) -> bool {
+        self.stopping.get()
     }
 
     /// A new connection, waiting for its first head from now.
     pub fn watch(&self) -> Rc<Watch> {
         let watch = Rc::new(Watch {
-            wait: Arc::new(HeadWait::default()),
-            busy: Cell::new(0),
-            answered: Cell::new(0),
-            armed: Cell::new(true),
+            since: Cell::new(now()),
             expired: Cell::new(false),
             waker: RefCell::new(None),
         });
@@ -393,23 +317,31 @@ mod tests {
     }
 
     #[test]
-    fn a_response_in_flight_or_a_body_stops_the_head_clock() {
+    fn only_a_wait_for_a_head_runs_the_clock() {
         set_now(0);
         let sweep = Sweep::new(Duration::from_millis(1000));
         let w = sweep.watch();
-        let busy = w.begin();
+        w.not_waiting();
         assert_eq!(overdue_at(&sweep, 5000), [false]);
-        drop(busy);
-        // The clock restarts at the end of the response.
+        // The clock restarts at the end of the exchange.
+        w.waiting();
         assert_eq!(overdue_at(&sweep, 6000), [false]);
         assert_eq!(overdue_at(&sweep, 6200), [true]);
-        w.wait.not_waiting();
-        assert_eq!(overdue_at(&sweep, 9000), [false]);
-        w.wait.waiting();
-        assert_eq!(overdue_at(&sweep, 10_000), [false]);
-        assert_eq!(overdue_at(&sweep, 10_200), [true]);
         w.disarm();
         assert_eq!(overdue_at(&sweep, 20_000), [false]);
+    }
+
+    #[test]
+    fn stopping_expires_the_connections_waiting_for_a_head_only() {
+        set_now(0);
+        let sweep = Sweep::new(Duration::from_secs(60));
+        let idle = sweep.watch();
+        let busy = sweep.watch();
+        busy.not_waiting();
+        sweep.stop();
+        assert!(sweep.stopping());
+        assert!(idle.expired.get());
+        assert!(!busy.expired.get());
     }
 
     #[test]

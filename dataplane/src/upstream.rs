@@ -28,16 +28,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::Method;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use rustc_hash::FxHashMap;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::downstream::{ClientBody, RequestBodyError};
+use crate::prefixed::Prefixed;
+
+use crate::framing::{self, BodyDecoder, Decoded, ProtocolError};
 use crate::metrics::{UpstreamError, WorkerMetrics};
-use h1::{BodyDecoder, Decoded, ProtocolError, ReqFraming, ResponseHead};
+use h1::{ReqFraming, ResponseHead};
 
 /// Read buffer size of a fresh connection; it grows only for larger heads.
 const READ_BUF: usize = 16 * 1024;
@@ -61,8 +65,8 @@ pub enum ConnectError {
 pub enum ExchangeError {
     #[error("writing the request: {0}")]
     Write(io::Error),
-    #[error("reading the request body from the client: {0}")]
-    ClientBody(hyper::Error),
+    #[error(transparent)]
+    ClientBody(RequestBodyError),
     #[error("the request body did not match its declared length")]
     BodyLength,
     #[error("reading the response: {0}")]
@@ -82,25 +86,29 @@ pub enum BodyError {
     Protocol(#[from] ProtocolError),
 }
 
-/// A request body sent upstream: the client's, streamed; none (a bodiless
-/// request being retried on a fresh connection); or one a hook buffered
-/// (and possibly rewrote).
+/// A request body sent upstream: the client's, streamed (from our HTTP/1
+/// server or hyper's HTTP/2 one); none (a bodiless request being retried on
+/// a fresh connection); or one a hook buffered (and possibly rewrote).
 pub enum ReqBody {
-    Client(Incoming),
+    H1(ClientBody),
+    H2(Incoming),
     Empty,
     Buffered(Option<Bytes>),
 }
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = RequestBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         match self.get_mut() {
-            ReqBody::Client(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::H1(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::H2(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(RequestBodyError::H2))),
             ReqBody::Empty => Poll::Ready(None),
             ReqBody::Buffered(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
@@ -108,7 +116,8 @@ impl Body for ReqBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ReqBody::Client(b) => b.is_end_stream(),
+            ReqBody::H1(b) => b.is_end_stream(),
+            ReqBody::H2(b) => b.is_end_stream(),
             ReqBody::Empty => true,
             ReqBody::Buffered(b) => b.is_none(),
         }
@@ -116,7 +125,8 @@ impl Body for ReqBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ReqBody::Client(b) => b.size_hint(),
+            ReqBody::H1(b) => b.size_hint(),
+            ReqBody::H2(b) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
             ReqBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
@@ -158,8 +168,20 @@ impl Upstream {
     }
 
     /// Serializes the request head into this connection's write buffer.
-    pub fn encode_head(&mut self, req: &http::request::Parts, framing: ReqFraming) {
-        h1::encode_request_head(&mut self.wbuf, &req.method, &req.uri, &req.headers, framing);
+    pub fn encode_head(
+        &mut self,
+        req: &http::request::Parts,
+        framing: ReqFraming,
+        fwd: &h1::Forwarding<'_>,
+    ) {
+        h1::encode_request_head(
+            &mut self.wbuf,
+            &req.method,
+            &req.uri,
+            &req.headers,
+            framing,
+            fwd,
+        );
     }
 
     /// Moves the serialized head of `dead` here, to resend it unchanged.
@@ -250,14 +272,14 @@ impl Upstream {
         let mut out = Vec::new();
         while let Some(data) = next_data(body).await? {
             out.clear();
-            h1::encode_chunk(&mut out, &data);
+            framing::encode_chunk(&mut out, &data);
             self.stream
                 .write_all(&out)
                 .await
                 .map_err(|e| progress.write_failed(e))?;
         }
         self.stream
-            .write_all(h1::LAST_CHUNK)
+            .write_all(framing::LAST_CHUNK)
             .await
             .map_err(|e| progress.write_failed(e))
     }
@@ -323,10 +345,7 @@ impl Upstream {
     /// The raw connection after a 101, with the bytes the upstream already
     /// sent past the head (they belong to the new protocol).
     pub fn into_tunnel(self) -> Prefixed {
-        Prefixed {
-            prefix: self.rbuf.freeze(),
-            stream: self.stream,
-        }
+        Prefixed::new(self.rbuf.freeze(), self.stream)
     }
 }
 
@@ -364,14 +383,18 @@ async fn next_data(body: &mut ReqBody) -> Result<Option<Bytes>, ExchangeError> {
     }
 }
 
+/// Connections move by pointer (checkout, the exchange, the response body,
+/// checkin): the struct with its buffers is a few hundred bytes.
+pub type Boxed = Box<Upstream>;
+
 struct Idle {
-    up: Upstream,
+    up: Boxed,
     since: Instant,
 }
 
 /// A checked-out connection.
 pub struct Conn {
-    pub up: Upstream,
+    pub up: Boxed,
     /// True when it came from the pool (and so may be stale).
     pub reused: bool,
 }
@@ -418,7 +441,7 @@ impl Pool {
     }
 
     /// Returns a connection whose last response was read completely.
-    pub fn checkin(&self, addr: SocketAddr, up: Upstream) {
+    pub fn checkin(&self, addr: SocketAddr, up: Boxed) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() < self.max_idle {
@@ -431,7 +454,7 @@ impl Pool {
     }
 
     /// Opens a fresh connection (also used to retry a stale pooled one).
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Upstream, ConnectError> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Boxed, ConnectError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -443,7 +466,7 @@ impl Pool {
                 ConnectError::Io { addr, source }
             })?;
         let _ = stream.set_nodelay(true);
-        Ok(Upstream::new(stream))
+        Ok(Box::new(Upstream::new(stream)))
     }
 
     fn pop(&self, addr: SocketAddr) -> Option<Idle> {
@@ -470,7 +493,7 @@ pub struct Return {
 /// An upstream response body, streamed as it arrives, that owns its
 /// connection and hands it back to the pool when the body ends cleanly.
 pub struct UpstreamBody {
-    up: Option<Upstream>,
+    up: Option<Boxed>,
     decoder: BodyDecoder,
     /// Set when the connection may be reused after this body.
     ret: Option<Return>,
@@ -481,7 +504,7 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    pub fn new(up: Upstream, head: &ResponseHead, ret: Option<Return>) -> Self {
+    pub fn new(up: Boxed, head: &ResponseHead, ret: Option<Return>) -> Self {
         let mut body = Self {
             up: Some(up),
             decoder: BodyDecoder::new(head.framing),
@@ -587,46 +610,5 @@ impl Body for UpstreamBody {
             Some(n) if self.up.is_some() || n == 0 => SizeHint::with_exact(n + ahead),
             _ => SizeHint::default(),
         }
-    }
-}
-
-/// An upgraded upstream connection: the bytes read past the 101 head come
-/// first, then the socket.
-pub struct Prefixed {
-    prefix: Bytes,
-    stream: TcpStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -332,7 +332,11 @@ impl Proxy {
             .arg(addr.to_string())
             .arg("--metrics-listen")
             .arg(metrics.to_string())
-            .args(["--workers", "2", "--routes-poll-ms", "100"])
+            .args(if extra.contains(&"--workers") {
+                &["--routes-poll-ms", "100"][..]
+            } else {
+                &["--workers", "2", "--routes-poll-ms", "100"][..]
+            })
             .args(if extra.contains(&"--access-log") {
                 &[][..]
             } else {

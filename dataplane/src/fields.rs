@@ -1,0 +1,228 @@
+//! Header fields kept as they came off the wire.
+//!
+//! Building an `http::HeaderMap` costs, per field, a name parse and
+//! lowercasing, a hash and a table insert: about a fifth of the proxy's user
+//! CPU went into the upstream response's map, which on most requests is only
+//! copied back out to the client. [`RawFields`] keeps the head's bytes and
+//! where each field's name and value are in them; the map is built only when
+//! something needs one (a hook's response phase, hyper's HTTP/2 server), and
+//! our HTTP/1 server writes the fields straight from the bytes.
+//!
+//! Names and values were validated by the parser (httparse: token names,
+//! visible or obs-text values), so they are valid `HeaderName`s and
+//! `HeaderValue`s.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Where one field is in the head: name and value as `(start, len)`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The header fields of one message head, unparsed beyond their spans.
+#[derive(Debug, Clone, Default)]
+pub struct RawFields {
+    bytes: Bytes,
+    spans: Vec<Span>,
+    /// A `Connection` field names other fields (rare): see [`connection_named`].
+    names_fields: bool,
+}
+
+impl RawFields {
+    /// Fields of `bytes`, whose name and value slices the parser returned.
+    pub fn new<'a>(
+        bytes: Bytes,
+        fields: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Self {
+        let mut spans = FieldSpans::new(&bytes, fields.len());
+        for (name, value) in fields {
+            spans.push(name, value);
+        }
+        spans.finish(bytes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The field names the `Connection` fields list (see [`connection_named`]).
+    pub fn named_by_connection(&self) -> Vec<&[u8]> {
+        if !self.names_fields {
+            return Vec::new();
+        }
+        self.values("connection")
+            .flat_map(connection_named)
+            .collect()
+    }
+
+    fn slice(&self, (start, len): (u32, u32)) -> &[u8] {
+        &self.bytes[start as usize..(start + len) as usize]
+    }
+
+    /// Every field, in order, as the peer spelled it.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans
+            .iter()
+            .map(|s| (self.slice(s.name), self.slice(s.value)))
+    }
+
+    /// The values of the fields named `name` (ASCII case-insensitive).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// Appends the fields to `map`, leaving out those `skip` names (it is
+    /// given lowercase names).
+    pub fn append_to(&self, map: &mut HeaderMap, skip: impl Fn(&HeaderName) -> bool) {
+        map.reserve(self.spans.len());
+        for span in &self.spans {
+            let Ok(name) = HeaderName::from_bytes(self.slice(span.name)) else {
+                continue;
+            };
+            if skip(&name) {
+                continue;
+            }
+            let (start, len) = span.value;
+            let value = self.bytes.slice(start as usize..(start + len) as usize);
+            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
+                map.append(name, value);
+            }
+        }
+    }
+}
+
+/// Collects the spans of a head's fields while the parser's slices still
+/// borrow the read buffer, before the head is split off it and frozen
+/// (which keeps the bytes where they are).
+pub struct FieldSpans {
+    base: usize,
+    spans: Vec<Span>,
+    names_fields: bool,
+}
+
+impl FieldSpans {
+    /// Spans into `base`, the buffer the head starts at, room for `n`.
+    pub fn new(base: &[u8], n: usize) -> Self {
+        Self {
+            base: base.as_ptr() as usize,
+            spans: Vec::with_capacity(n),
+            names_fields: false,
+        }
+    }
+
+    /// Adds the field whose name and value are these slices of the buffer.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let base = self.base;
+        let span = |s: &[u8]| ((s.as_ptr() as usize - base) as u32, s.len() as u32);
+        if name.eq_ignore_ascii_case(b"connection") && connection_named(value).next().is_some() {
+            self.names_fields = true;
+        }
+        self.spans.push(Span {
+            name: span(name),
+            value: span(value),
+        });
+    }
+
+    /// The fields, over `bytes`: the head, split off the buffer the spans
+    /// were taken in.
+    pub fn finish(self, bytes: Bytes) -> RawFields {
+        debug_assert_eq!(bytes.as_ptr() as usize, self.base);
+        RawFields {
+            bytes,
+            spans: self.spans,
+            names_fields: self.names_fields,
+        }
+    }
+}
+
+/// Fields that belong to one connection, not to the message (RFC 9110
+/// §7.6.1), plus the legacy ones proxies also drop.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether `name` is a hop-by-hop field (ASCII case-insensitive).
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.len() == name.len() && h.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The field names a `Connection` field lists that are not hop-by-hop
+/// anyway (`close` and `keep-alive` are options, `upgrade` is in the list).
+pub fn connection_named<'a>(value: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close") && !is_hop_by_hop(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(raw: &'static [u8]) -> RawFields {
+        let bytes = Bytes::from_static(raw);
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        assert!(resp.parse(&bytes).unwrap().is_complete());
+        let pairs: Vec<(&[u8], &[u8])> = resp
+            .headers
+            .iter()
+            .map(|h| (h.name.as_bytes(), h.value))
+            .collect();
+        RawFields::new(bytes.clone(), pairs.into_iter())
+    }
+
+    #[test]
+    fn fields_keep_their_order_spelling_and_repeats() {
+        let f = fields(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Type: text/plain\r\nx-a: 2\r\n\r\n");
+        let all: Vec<(&[u8], &[u8])> = f.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"X-A"[..], &b"1"[..]),
+                (b"Content-Type", b"text/plain"),
+                (b"x-a", b"2")
+            ]
+        );
+        assert_eq!(f.values("x-a").collect::<Vec<_>>(), [b"1", b"2"]);
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn the_map_gets_every_field_but_the_skipped_ones() {
+        let f = fields(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-A: 1\r\nX-A: \xe9t\xe9\r\n\r\n");
+        let mut map = HeaderMap::new();
+        f.append_to(&mut map, |n| is_hop_by_hop(n.as_str().as_bytes()));
+        assert!(map.get("connection").is_none());
+        let values: Vec<&[u8]> = map.get_all("x-a").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(values, [&b"1"[..], b"\xe9t\xe9"]);
+    }
+
+    #[test]
+    fn hop_by_hop_names_and_connection_options() {
+        assert!(is_hop_by_hop(b"Transfer-Encoding"));
+        assert!(is_hop_by_hop(b"keep-alive"));
+        assert!(!is_hop_by_hop(b"content-length"));
+        let named: Vec<&[u8]> =
+            connection_named(b"keep-alive, Close, X-Secret ,upgrade,").collect();
+        assert_eq!(named, [&b"X-Secret"[..]]);
+    }
+}
