@@ -30,9 +30,12 @@ command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 # shellcheck source=benches/lib/nginx.sh
 . "$ROOT/benches/lib/nginx.sh"
 bench_workdir proxy-vs-nginx
-# The shared backend and, beside it, nginx as the reverse proxy under test.
-nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")
-  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
+# The shared backend, and nginx as the reverse proxy under test. By default
+# they are two nginx instances, so both proxies face the same backend
+# processes and the same number of busy threads (wrk, backend, proxy).
+# SHARED_NGINX=1 runs them in one instance, as this script first did: the
+# proxying workers then also serve the backend.
+PROXY_CONF="  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT reuseport;
     location / {
@@ -43,6 +46,13 @@ nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
   }"
+if [[ "${SHARED_NGINX:-0}" == 1 ]]; then
+  nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")
+$PROXY_CONF"
+else
+  nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")" backend
+  nginx_start auto "$PROXY_CONF" proxy
+fi
 
 cat >"$WORK/routes.json" <<JSON
 {"routes": [{"host": "bench.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"}]}

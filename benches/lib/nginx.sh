@@ -27,25 +27,30 @@ nginx_backend_server() {
 CONF
 }
 
-# nginx_start WORKERS HTTP: starts nginx in WORK with WORKERS worker processes
-# and HTTP (server and upstream blocks) inside its http block.
+# nginx_start WORKERS HTTP [NAME]: starts nginx with WORKERS worker processes
+# and HTTP (server and upstream blocks) inside its http block; NAME (default
+# "nginx") keeps several instances apart in WORK.
 nginx_start() {
-  cat >"$WORK/nginx.conf" <<CONF
+  local name="${3:-nginx}"
+  local dir="$WORK/$name"
+  mkdir -p "$dir/logs" "$dir/tmp"
+  chmod 777 "$dir/tmp"
+  cat >"$dir/nginx.conf" <<CONF
 worker_processes $1;
-error_log $WORK/logs/error.log warn;
-pid $WORK/nginx.pid;
+error_log $dir/logs/error.log warn;
+pid $dir/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/tmp/body;
-  proxy_temp_path $WORK/tmp/proxy;
-  fastcgi_temp_path $WORK/tmp/fastcgi;
-  uwsgi_temp_path $WORK/tmp/uwsgi;
-  scgi_temp_path $WORK/tmp/scgi;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
   keepalive_requests 1000000;
 $2
 }
 CONF
-  "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
   PIDS+=($!)
 }

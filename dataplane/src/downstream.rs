@@ -220,7 +220,11 @@ impl ClientIo {
                 return Poll::Ready(Some(Err(RequestBodyError::Stale)));
             }
             match body.decoder.decode(&mut self.rbuf.borrow_mut()) {
-                Ok(Decoded::Data(d)) => return Poll::Ready(Some(Ok(d))),
+                Ok(Decoded::Data(d)) => {
+                    // The client sent its body without waiting: no 100 now.
+                    body.continue_owed = None;
+                    return Poll::Ready(Some(Ok(d)));
+                }
                 Ok(Decoded::End) => return Poll::Ready(None),
                 Ok(Decoded::NeedMore) => {}
                 Err(e) => {
