@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, hoody versus nginx proxy_pass,
+# counted by callgrind: a figure that does not move with the machine's load,
+# unlike req/s. Each proxy runs under valgrind with one worker in front of the
+# same nginx backend; a client sends N1 and then N2 sequential keep-alive
+# requests over 4 connections in two separate runs, and the difference of the
+# two totals divided by N2-N1 is the cost of one request (start-up and
+# shutdown cancel out).
+#
+#   benches/proxy-instructions.sh
+#   HOODY_BIN=path/to/hoody-api N1=1000 N2=3000 benches/proxy-instructions.sh
+#
+# Needs: valgrind, nginx (nginx-light), python3.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+N1="${N1:-1000}"
+N2="${N2:-3000}"
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+BACKEND_PORT="${BACKEND_PORT:-18180}"
+PROXY_PORT="${PROXY_PORT:-18181}"
+HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
+
+[[ -x "$HOODY_BIN" ]] || (cd "$ROOT" && cargo build --release --bin hoody-api)
+command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
+
+# shellcheck source=benches/lib/nginx.sh
+. "$ROOT/benches/lib/nginx.sh"
+bench_workdir proxy-instructions
+nginx_start 1 "$(nginx_backend_server "$BACKEND_PORT")" backend
+
+cat >"$WORK/routes.json" <<JSON
+{"routes": [{"host": "bench.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"}]}
+JSON
+
+# The nginx proxy, single process so callgrind sees all of its work.
+mkdir -p "$WORK/proxy/logs" "$WORK/proxy/tmp"
+chmod 777 "$WORK/proxy/tmp"
+cat >"$WORK/proxy/nginx.conf" <<CONF
+master_process off;
+daemon off;
+worker_processes 1;
+error_log $WORK/proxy/logs/error.log warn;
+pid $WORK/proxy/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/proxy/tmp/body;
+  proxy_temp_path $WORK/proxy/tmp/proxy;
+  fastcgi_temp_path $WORK/proxy/tmp/fastcgi;
+  uwsgi_temp_path $WORK/proxy/tmp/uwsgi;
+  scgi_temp_path $WORK/proxy/tmp/scgi;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+
+# client N: N requests, round robin over 4 keep-alive connections, each
+# response read completely before the next request goes out.
+client() {
+  python3 - "$PROXY_PORT" "$1" <<'PY'
+import socket, sys, time
+port, total = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+req = b"GET / HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench\r\n\r\n"
+for i in range(total):
+    s = conns[i % 4]
+    s.sendall(req)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit("unexpected response: %r" % head[:80])
+    while len(body) < length:
+        body += s.recv(65536)
+for s in conns:
+    s.close()
+PY
+}
+
+# measure NAME N COMMAND...: total instructions of COMMAND serving N requests.
+measure() {
+  local name="$1" n="$2"
+  shift 2
+  local out="$WORK/$name-$n.cg"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/logs/$name-$n.log" 2>&1 &
+  local pid=$!
+  client "$n"
+  kill -INT "$pid" 2>/dev/null || true
+  sleep 1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  awk '/^summary:|^totals:/ {print $2; exit}' "$out"
+}
+
+per_request() {
+  local name="$1"
+  shift
+  local a b
+  a="$(measure "$name" "$N1" "$@")"
+  b="$(measure "$name" "$N2" "$@")"
+  echo $(((b - a) / (N2 - N1)))
+}
+
+hoody=$(per_request hoody "$HOODY_BIN" dataplane --routes "$WORK/routes.json" \
+  --listen "127.0.0.1:$PROXY_PORT" --access-log off --workers 1)
+nginx=$(per_request nginx "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf")
+echo "instructions per request (user space, callgrind)"
+echo "hoody  $hoody"
+echo "nginx  $nginx"
+awk -v h="$hoody" -v n="$nginx" 'BEGIN { printf "ratio  hoody/nginx: %.3f\n", h / n }'
