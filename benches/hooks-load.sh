@@ -20,12 +20,8 @@ WORKERS="${WORKERS:-0}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 BACKEND_PORT="${BACKEND_PORT:-18090}"
 HOODY_PORT="${HOODY_PORT:-18092}"
-HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
 MODULE="$ROOT/target/hooks-examples/add_header.wasm"
 
-if [[ ! -x "$HOODY_BIN" ]]; then
-  (cd "$ROOT" && cargo build --release --bin hoody-api)
-fi
 [[ -f "$MODULE" ]] || sh "$ROOT/hooks-sdk/build-examples.sh"
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 [[ -x "$NGINX" ]] || { echo "nginx is required" >&2; exit 1; }
@@ -34,6 +30,7 @@ command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 
 # shellcheck source=benches/lib/nginx.sh
 . "$ROOT/benches/lib/nginx.sh"
+bench_hoody_bin
 bench_workdir hooks-load
 nginx_start 1 "$(nginx_backend_server "$BACKEND_PORT")"
 

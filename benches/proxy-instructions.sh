@@ -19,13 +19,12 @@ N2="${N2:-3000}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 BACKEND_PORT="${BACKEND_PORT:-18180}"
 PROXY_PORT="${PROXY_PORT:-18181}"
-HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
 
-[[ -x "$HOODY_BIN" ]] || (cd "$ROOT" && cargo build --release --bin hoody-api)
 command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
 
 # shellcheck source=benches/lib/nginx.sh
 . "$ROOT/benches/lib/nginx.sh"
+bench_hoody_bin
 bench_workdir proxy-instructions
 nginx_start 1 "$(nginx_backend_server "$BACKEND_PORT")" backend
 
@@ -33,37 +32,9 @@ cat >"$WORK/routes.json" <<JSON
 {"routes": [{"host": "bench.test", "upstream": "http://127.0.0.1:$BACKEND_PORT"}]}
 JSON
 
-# The nginx proxy, single process so callgrind sees all of its work.
-mkdir -p "$WORK/proxy/logs" "$WORK/proxy/tmp"
-chmod 777 "$WORK/proxy/tmp"
-cat >"$WORK/proxy/nginx.conf" <<CONF
-master_process off;
-daemon off;
-worker_processes 1;
-error_log $WORK/proxy/logs/error.log warn;
-pid $WORK/proxy/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/proxy/tmp/body;
-  proxy_temp_path $WORK/proxy/tmp/proxy;
-  fastcgi_temp_path $WORK/proxy/tmp/fastcgi;
-  uwsgi_temp_path $WORK/proxy/tmp/uwsgi;
-  scgi_temp_path $WORK/proxy/tmp/scgi;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$PROXY_PORT;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
+# The nginx proxy with one worker; started under valgrind by `measure`, as a
+# single process (master_process off) so callgrind sees all of its work.
+nginx_conf 1 "$(nginx_proxy_server "$PROXY_PORT" "$BACKEND_PORT")" proxy
 
 # client N: N requests, round robin over 4 keep-alive connections, each
 # response read completely before the next request goes out.
@@ -126,7 +97,8 @@ per_request() {
 
 hoody=$(per_request hoody "$HOODY_BIN" dataplane --routes "$WORK/routes.json" \
   --listen "127.0.0.1:$PROXY_PORT" --access-log off --workers 1)
-nginx=$(per_request nginx "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf")
+nginx=$(per_request nginx "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" \
+  -g 'daemon off; master_process off;')
 echo "instructions per request (user space, callgrind)"
 echo "hoody  $hoody"
 echo "nginx  $nginx"

@@ -19,33 +19,19 @@ NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 BACKEND_PORT="${BACKEND_PORT:-18080}"
 NGINX_PORT="${NGINX_PORT:-18081}"
 HOODY_PORT="${HOODY_PORT:-18082}"
-HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
-
-if [[ ! -x "$HOODY_BIN" ]]; then
-  (cd "$ROOT" && cargo build --release --bin hoody-api)
-fi
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 [[ -x "$NGINX" ]] || { echo "nginx is required" >&2; exit 1; }
 
 # shellcheck source=benches/lib/nginx.sh
 . "$ROOT/benches/lib/nginx.sh"
+bench_hoody_bin
 bench_workdir proxy-vs-nginx
 # The shared backend, and nginx as the reverse proxy under test. By default
 # they are two nginx instances, so both proxies face the same backend
 # processes and the same number of busy threads (wrk, backend, proxy).
 # SHARED_NGINX=1 runs them in one instance, as this script first did: the
 # proxying workers then also serve the backend.
-PROXY_CONF="  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT reuseport;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }"
+PROXY_CONF="$(nginx_proxy_server "$NGINX_PORT" "$BACKEND_PORT")"
 if [[ "${SHARED_NGINX:-0}" == 1 ]]; then
   nginx_start auto "$(nginx_backend_server "$BACKEND_PORT")
 $PROXY_CONF"

@@ -27,12 +27,11 @@ nginx_backend_server() {
 CONF
 }
 
-# nginx_start WORKERS HTTP [NAME]: starts nginx with WORKERS worker processes
-# and HTTP (server and upstream blocks) inside its http block; NAME (default
-# "nginx") keeps several instances apart in WORK.
-nginx_start() {
-  local name="${3:-nginx}"
-  local dir="$WORK/$name"
+# nginx_conf WORKERS HTTP [NAME]: writes WORK/NAME/nginx.conf (NAME defaults
+# to "nginx", keeping several instances apart in WORK) with WORKERS worker
+# processes and HTTP (server and upstream blocks) inside its http block.
+nginx_conf() {
+  local dir="$WORK/${3:-nginx}"
   mkdir -p "$dir/logs" "$dir/tmp"
   chmod 777 "$dir/tmp"
   cat >"$dir/nginx.conf" <<CONF
@@ -51,6 +50,39 @@ http {
 $2
 }
 CONF
+}
+
+# nginx_start WORKERS HTTP [NAME]: writes the configuration (nginx_conf) and
+# starts that instance in the foreground of a background job.
+nginx_start() {
+  nginx_conf "$@"
+  local dir="$WORK/${3:-nginx}"
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
   PIDS+=($!)
+}
+
+# nginx_proxy_server PORT BACKEND_PORT: the server and upstream blocks of nginx
+# as the reverse proxy under comparison: proxy_pass on PORT to a keep-alive
+# upstream at BACKEND_PORT, setting the forwarding headers hoody sets.
+nginx_proxy_server() {
+  cat <<CONF
+  upstream backend { server 127.0.0.1:$2; keepalive 128; }
+  server {
+    listen 127.0.0.1:$1 reuseport;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+CONF
+}
+
+# bench_hoody_bin: HOODY_BIN, defaulting to the workspace's release binary,
+# built when missing.
+bench_hoody_bin() {
+  HOODY_BIN="${HOODY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hoody-api}"
+  [[ -x "$HOODY_BIN" ]] || (cd "$ROOT" && cargo build --release --bin hoody-api)
 }
