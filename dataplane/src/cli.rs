@@ -73,6 +73,10 @@ pub struct DataplaneArgs {
     /// Grace period for in-flight requests at shutdown, in milliseconds.
     #[arg(long, env = "HOODY_DRAIN_MS", default_value_t = 30_000)]
     pub drain_ms: u64,
+    /// Hook instances the engine reserves address space for up front (each
+    /// slot: the memory cap plus guard pages); 0 maps memory per instance.
+    #[arg(long, env = "HOODY_HOOK_INSTANCE_SLOTS", default_value_t = 1024)]
+    pub hook_instance_slots: u32,
     /// Public key (64 hex digits) that signs owners' container claims: the
     /// control plane's `GET /api/v1/meta/public-key` (`public_key_hex`).
     /// A node fed by --control needs no flag: the key comes with every
@@ -121,6 +125,7 @@ pub fn run(args: DataplaneArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     settings.timeouts.drain_ms = args.drain_ms;
+    settings.hooks.instance_slots = args.hook_instance_slots;
     settings.timeouts.header_read_ms = args.header_timeout_ms;
     settings.timeouts.upstream_response_header_ms = args.response_header_timeout_ms;
     let dp = DataPlane::new(settings);

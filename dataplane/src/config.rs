@@ -393,6 +393,11 @@ pub struct HookSettings {
     pub memory_bytes: usize,
     /// Largest request or response body buffered for a hook that reads bodies.
     pub max_body_bytes: usize,
+    /// Instance slots reserved up front by the engine's pooling allocator
+    /// (cheap starts, bounded instances alive at once); 0 maps memory per
+    /// instance instead, for hosts (or tools such as valgrind) that cannot
+    /// reserve that much address space.
+    pub instance_slots: u32,
 }
 
 impl Default for HookSettings {
@@ -402,6 +407,7 @@ impl Default for HookSettings {
             default_timeout_ms: 50,
             memory_bytes: 32 << 20,
             max_body_bytes: 1 << 20,
+            instance_slots: 1024,
         }
     }
 }

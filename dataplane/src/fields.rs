@@ -29,6 +29,9 @@ pub struct RawFields {
     spans: Vec<Span>,
     /// A `Connection` field names other fields (rare): see [`connection_named`].
     names_fields: bool,
+    /// Fields added after those of the head (a hook's additions to the response),
+    /// written after them: checked names and values, lowercase names.
+    added: Vec<(String, Vec<u8>)>,
 }
 
 impl RawFields {
@@ -66,11 +69,18 @@ impl RawFields {
         &self.bytes[start as usize..(start + len) as usize]
     }
 
-    /// Every field, in order, as the peer spelled it.
+    /// Every field, in order, as the peer spelled it, then the added ones.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.spans
             .iter()
             .map(|s| (self.slice(s.name), self.slice(s.value)))
+            .chain(self.added.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())))
+    }
+
+    /// Adds fields after the head's. The caller vouches for them: valid field
+    /// names and values, as a hook engine admits them.
+    pub fn add(&mut self, fields: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        self.added.extend(fields);
     }
 
     /// The values of the fields named `name` (ASCII case-insensitive).
@@ -97,6 +107,40 @@ impl RawFields {
                 map.append(name, value);
             }
         }
+        for (name, value) in &self.added {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            if skip(&name) {
+                continue;
+            }
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                map.append(name, value);
+            }
+        }
+    }
+}
+
+impl RawFields {
+    /// The fields a proxy passes on (end to end): every one except the
+    /// hop-by-hop fields and those the `Connection` fields name.
+    pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let named = self.named_by_connection();
+        self.iter().filter(move |(name, _)| {
+            !is_hop_by_hop(name) && !named.iter().any(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// Appends the end-to-end fields ([`RawFields::end_to_end`]) to `map`.
+    pub fn append_end_to_end_to(&self, map: &mut HeaderMap) {
+        let named: Vec<HeaderName> = self
+            .named_by_connection()
+            .into_iter()
+            .filter_map(|n| HeaderName::from_bytes(n).ok())
+            .collect();
+        self.append_to(map, |name| {
+            is_hop_by_hop(name.as_str().as_bytes()) || named.contains(name)
+        });
     }
 }
 
@@ -137,6 +181,7 @@ impl FieldSpans {
     pub fn finish(self, bytes: Bytes) -> RawFields {
         debug_assert_eq!(bytes.as_ptr() as usize, self.base);
         RawFields {
+            added: Vec::new(),
             bytes,
             spans: self.spans,
             names_fields: self.names_fields,
@@ -188,6 +233,27 @@ mod tests {
             .map(|h| (h.name.as_bytes(), h.value))
             .collect();
         RawFields::new(bytes.clone(), pairs.into_iter())
+    }
+
+    #[test]
+    fn added_fields_come_after_the_heads_and_reach_a_map() {
+        let mut f = fields(b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\n\r\n");
+        f.add([("x-hook".to_string(), b"blue".to_vec())]);
+        let all: Vec<(&[u8], &[u8])> = f.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"Server"[..], &b"up"[..]),
+                (b"Connection", b"keep-alive"),
+                (b"x-hook", b"blue")
+            ]
+        );
+        let e2e: Vec<&[u8]> = f.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(e2e, [&b"Server"[..], b"x-hook"]);
+        let mut map = HeaderMap::new();
+        f.append_end_to_end_to(&mut map);
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get("x-hook").map(|v| v.as_bytes()), Some(&b"blue"[..]));
     }
 
     #[test]

@@ -37,6 +37,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use crate::config::{ContainerUnit, FailureMode, Hook, HookSettings, ModuleRef, OneOrMany};
+use crate::fields::RawFields;
 use crate::metrics::{HookResult, WorkerMetrics};
 
 /// The data plane's hook runtime: the engine (started on first use, so a proxy without
@@ -110,6 +111,7 @@ impl HookHost {
                         ..HookLimits::default()
                     },
                     cache_dir: self.module_dir.clone(),
+                    allocator_slots: Some(self.settings.instance_slots).filter(|n| *n > 0),
                     ..EngineConfig::default()
                 })
                 .map_err(|e| e.to_string())
@@ -319,6 +321,13 @@ impl CompiledHook {
         group_ok && self.matcher.matches(req)
     }
 
+    /// Whether both phases can run without awaiting: inline on the worker, with no
+    /// body to buffer first ([`request_phase_now`], [`HookRun::response_phase_now`]).
+    pub fn runs_now(&self) -> bool {
+        let callbacks = self.callbacks();
+        self.inline && !callbacks.request_body && !callbacks.response_body
+    }
+
     fn callbacks(&self) -> Callbacks {
         self.runnable
             .as_ref()
@@ -467,6 +476,15 @@ pub struct HookRun {
     metrics: Arc<WorkerMetrics>,
 }
 
+/// The response phase's decision.
+pub enum ResponseStep<B> {
+    /// Send this response (possibly edited), with the upstream's raw fields when they
+    /// are still to be written from the bytes (see [`HookRun::response_phase`]).
+    Send(Response<B>, Option<RawFields>),
+    /// Send this instead: the guest's local response or the failure response.
+    Answer(Response<Bytes>),
+}
+
 /// The request phase's decision.
 pub enum RequestStep<B> {
     /// Forward the (possibly edited) request; the run continues in the response phase
@@ -476,8 +494,10 @@ pub enum RequestStep<B> {
     Answer(Response<Bytes>),
 }
 
-/// Runs the request phase of `hook`. `buffer` turns the client body into bytes (bounded)
-/// when the guest reads bodies; `rebuild` makes the forwarded body from them.
+/// Runs the request phase of `hook`, buffering the client body (bounded) when the guest
+/// reads bodies; `rebuild` makes the forwarded body from the buffered bytes. A hook that
+/// needs neither the body nor the blocking pool can run through
+/// [`request_phase_now`] instead, without a future.
 pub async fn request_phase<B>(
     host: &HookHost,
     hook: &Arc<CompiledHook>,
@@ -490,26 +510,11 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let spec = match &hook.runnable {
-        Ok(spec) => spec,
-        Err(reason) => {
-            let reason = format!("hook {} cannot run: {reason}", hook.id);
-            return match unrunnable(hook, metrics, &reason) {
-                Some(answer) => RequestStep::Answer(answer),
-                None => RequestStep::Forward(req, None),
-            };
-        }
+    let (spec, engine) = match runnable(host, hook, metrics) {
+        Runnable::Run(spec, engine) => (spec, engine),
+        Runnable::Skip(answer) => return skipped(req, answer),
     };
-    let engine = match host.engine() {
-        Ok(engine) => engine.clone(),
-        Err(reason) => {
-            return match unrunnable(hook, metrics, &reason) {
-                Some(answer) => RequestStep::Answer(answer),
-                None => RequestStep::Forward(req, None),
-            }
-        }
-    };
-    let (mut head, body) = req.into_parts();
+    let (head, body) = req.into_parts();
     let mut parts = request_parts(&head);
     let body = if hook.callbacks().request_body && !body.is_end_stream() {
         match collect_bounded(body, host.max_body_bytes()).await {
@@ -538,7 +543,85 @@ where
     } else {
         Ok(body)
     };
-    let context = RequestContext {
+    let session = engine.session(spec, request_context(hook, &caller, &head));
+    let (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
+    let run = HookRun {
+        session,
+        hook: hook.clone(),
+        metrics: metrics.clone(),
+    };
+    run.request_step(head, parts, body, outcome, rebuild)
+}
+
+/// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
+/// body left streaming, so nothing is awaited and no future holds the session.
+pub fn request_phase_now<B>(
+    host: &HookHost,
+    hook: &Arc<CompiledHook>,
+    metrics: &Arc<WorkerMetrics>,
+    caller: Caller<'_>,
+    req: Request<B>,
+    rebuild: impl FnOnce(Bytes) -> B,
+) -> RequestStep<B> {
+    let (spec, engine) = match runnable(host, hook, metrics) {
+        Runnable::Run(spec, engine) => (spec, engine),
+        Runnable::Skip(answer) => return skipped(req, answer),
+    };
+    let (head, body) = req.into_parts();
+    let mut parts = request_parts(&head);
+    let mut session = engine.session(spec, request_context(hook, &caller, &head));
+    let outcome = session.on_request(&mut parts);
+    let run = HookRun {
+        session,
+        hook: hook.clone(),
+        metrics: metrics.clone(),
+    };
+    run.request_step(head, parts, Ok(body), outcome, rebuild)
+}
+
+/// The engine and the hook's spec, or (the hook cannot run) the failure answer its
+/// policy gives.
+fn runnable<'a>(
+    host: &'a HookHost,
+    hook: &'a CompiledHook,
+    metrics: &WorkerMetrics,
+) -> Runnable<'a> {
+    let spec = match &hook.runnable {
+        Ok(spec) => spec,
+        Err(reason) => {
+            let reason = format!("hook {} cannot run: {reason}", hook.id);
+            return Runnable::Skip(unrunnable(hook, metrics, &reason));
+        }
+    };
+    match host.engine() {
+        Ok(engine) => Runnable::Run(spec, engine),
+        Err(reason) => Runnable::Skip(unrunnable(hook, metrics, &reason)),
+    }
+}
+
+/// Whether a hook can run (see [`runnable`]).
+enum Runnable<'a> {
+    Run(&'a HookSpec, &'a HookEngine),
+    /// It cannot: the answer its policy gives, `None` for fail-open.
+    Skip(Option<Response<Bytes>>),
+}
+
+/// The step for a hook that could not run: its failure answer, or the request
+/// forwarded untouched (fail-open).
+fn skipped<B>(req: Request<B>, answer: Option<Response<Bytes>>) -> RequestStep<B> {
+    match answer {
+        Some(answer) => RequestStep::Answer(answer),
+        None => RequestStep::Forward(req, None),
+    }
+}
+
+/// What the guest learns about the request beyond its head.
+fn request_context(
+    hook: &CompiledHook,
+    caller: &Caller<'_>,
+    head: &http::request::Parts,
+) -> RequestContext {
+    RequestContext {
         container_id: hook.unit.clone(),
         source: Some(caller.client),
         destination: None,
@@ -548,83 +631,94 @@ where
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-    };
-    let session = engine.session(spec, context);
-    let (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
-    let run = HookRun {
-        session,
-        hook: hook.clone(),
-        metrics: metrics.clone(),
-    };
-    match outcome {
-        HookOutcome::Continue(changes) => {
-            metrics.hook(HookResult::Continue);
-            if !changes.is_empty() {
-                apply_request(&mut head, &parts, &changes);
-            }
-            let body = match body {
-                Ok(stream) => stream,
-                Err(original) => rebuild(
-                    parts
-                        .body
-                        .filter(|_| changes.body_replaced)
-                        .map(Bytes::from)
-                        .unwrap_or(original),
-                ),
-            };
-            if changes.body_replaced {
-                head.headers.remove(header::CONTENT_LENGTH);
-            }
-            let keep = if hook.callbacks().response_phase() {
-                Some(Box::new(run))
-            } else {
-                run.finish();
-                None
-            };
-            RequestStep::Forward(Request::from_parts(head, body), keep)
-        }
-        HookOutcome::LocalResponse(local) => {
-            metrics.hook(HookResult::Respond);
-            run.finish();
-            RequestStep::Answer(local_response(local))
-        }
-        HookOutcome::Failed(failure) => {
-            metrics.hook(HookResult::Failed(failure.kind));
-            run.finish();
-            if failure.policy == FailurePolicy::FailOpen {
-                metrics.hook_fail_open();
-                let body = match body {
-                    Ok(stream) => stream,
-                    Err(original) => rebuild(original),
-                };
-                return RequestStep::Forward(Request::from_parts(head, body), None);
-            }
-            RequestStep::Answer(local_response(failure.response))
-        }
     }
 }
 
 impl HookRun {
+    /// Turns the request phase's outcome into the step the proxy takes: the edited
+    /// request (with this run kept for the response phase when the guest has one),
+    /// or the answer.
+    fn request_step<B>(
+        self,
+        mut head: http::request::Parts,
+        mut parts: RequestParts,
+        body: Result<B, Bytes>,
+        outcome: HookOutcome,
+        rebuild: impl FnOnce(Bytes) -> B,
+    ) -> RequestStep<B> {
+        let (hook, metrics) = (&self.hook, &self.metrics);
+        match outcome {
+            HookOutcome::Continue(mut changes) => {
+                metrics.hook(HookResult::Continue);
+                if !changes.is_empty() {
+                    apply_request(&mut head, &parts, &changes);
+                }
+                let replaced = parts.body.take().filter(|_| changes.body_replaced);
+                let body = match body {
+                    Ok(stream) => stream,
+                    Err(original) => rebuild(replaced.map(Bytes::from).unwrap_or(original)),
+                };
+                if changes.body_replaced {
+                    head.headers.remove(header::CONTENT_LENGTH);
+                }
+                recycle_request(parts, Some(&mut changes));
+                let keep = if hook.callbacks().response_phase() {
+                    Some(Box::new(self))
+                } else {
+                    self.finish();
+                    None
+                };
+                RequestStep::Forward(Request::from_parts(head, body), keep)
+            }
+            HookOutcome::LocalResponse(local) => {
+                metrics.hook(HookResult::Respond);
+                recycle_request(parts, None);
+                self.finish();
+                RequestStep::Answer(local_response(local))
+            }
+            HookOutcome::Failed(failure) => {
+                metrics.hook(HookResult::Failed(failure.kind));
+                recycle_request(parts, None);
+                let fail_open = failure.policy == FailurePolicy::FailOpen;
+                if fail_open {
+                    metrics.hook_fail_open();
+                }
+                self.finish();
+                if fail_open {
+                    let body = match body {
+                        Ok(stream) => stream,
+                        Err(original) => rebuild(original),
+                    };
+                    return RequestStep::Forward(Request::from_parts(head, body), None);
+                }
+                RequestStep::Answer(local_response(failure.response))
+            }
+        }
+    }
+
     /// Runs the response phase on the upstream's response head (and body, bounded, when
-    /// the guest reads it). Returns the response to send: edited, replaced by the guest's
-    /// local response, or by the failure response (fail-closed).
+    /// the guest reads it). `raw` are the upstream's fields not yet in the head's map
+    /// (the guest sees them first, as the client would).
+    ///
+    /// Returns the response to send: edited, replaced by the guest's local response, or
+    /// by the failure response (fail-closed). An edited response comes with `raw` back
+    /// when the guest removed none of its fields and the body still streams: its
+    /// additions are in the map, written after the raw fields, and building a map of
+    /// the upstream's fields (a name parse, hash and insert each) is saved. Otherwise
+    /// the fields are in the map.
     pub async fn response_phase<B>(
         mut self: Box<Self>,
         host: &HookHost,
         resp: Response<B>,
+        raw: Option<RawFields>,
         rebuild: impl FnOnce(Bytes) -> B,
-    ) -> Result<Response<B>, Response<Bytes>>
+    ) -> ResponseStep<B>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let (mut head, body) = resp.into_parts();
-        let mut parts = ResponseParts {
-            status: head.status.as_u16(),
-            headers: header_list(&head.headers),
-            body: None,
-            trailers: Vec::new(),
-        };
+        let (head, body) = resp.into_parts();
+        let mut parts = response_parts(&head, raw.as_ref());
         let body = if self.hook.callbacks().response_body && !body.is_end_stream() {
             match collect_bounded(body, host.max_body_bytes()).await {
                 Ok(bytes) => {
@@ -635,7 +729,7 @@ impl HookRun {
                     self.metrics
                         .hook(HookResult::Failed(FailureKind::BodyTooLarge));
                     self.finish();
-                    return Err(json_error(
+                    return ResponseStep::Answer(json_error(
                         StatusCode::BAD_GATEWAY,
                         "HOOK_BODY_TOO_LARGE",
                         "The upstream response exceeds what a hook may buffer",
@@ -650,13 +744,50 @@ impl HookRun {
         let session = self.session;
         let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
         self.session = session;
+        self.response_step(head, raw, parts, body, outcome, rebuild)
+    }
+
+    /// The response phase of a hook that [`CompiledHook::runs_now`] (see
+    /// [`request_phase_now`]); answers as [`HookRun::response_phase`].
+    pub fn response_phase_now<B>(
+        mut self: Box<Self>,
+        resp: Response<B>,
+        raw: Option<RawFields>,
+        rebuild: impl FnOnce(Bytes) -> B,
+    ) -> ResponseStep<B> {
+        let (head, body) = resp.into_parts();
+        let mut parts = response_parts(&head, raw.as_ref());
+        let outcome = self.session.on_response(&mut parts);
+        self.response_step(head, raw, parts, Ok(body), outcome, rebuild)
+    }
+
+    /// Applies the response phase's outcome (see [`HookRun::response_phase`]) and ends
+    /// the run.
+    fn response_step<B>(
+        self: Box<Self>,
+        mut head: http::response::Parts,
+        mut raw: Option<RawFields>,
+        mut parts: ResponseParts,
+        body: Result<B, Bytes>,
+        outcome: HookOutcome,
+        rebuild: impl FnOnce(Bytes) -> B,
+    ) -> ResponseStep<B> {
+        recycle(&mut parts.headers, None);
         let result = match outcome {
-            HookOutcome::Continue(changes) => {
+            HookOutcome::Continue(mut changes) => {
                 self.metrics.hook(HookResult::Continue);
                 if let Some(status) = changes.status.and_then(|s| StatusCode::from_u16(s).ok()) {
                     head.status = status;
                 }
-                edit_headers(&mut head.headers, &changes);
+                if !changes.removed_headers.is_empty() || body.is_err() {
+                    materialize(&mut head.headers, raw.take());
+                }
+                match raw.as_mut() {
+                    // Additions alone: written after the upstream's raw fields, no map.
+                    Some(raw) => raw.add(std::mem::take(&mut changes.added_headers)),
+                    None => edit_headers(&mut head.headers, &changes),
+                }
+                recycle(&mut parts.trailers, Some(&mut changes));
                 let body = match body {
                     Ok(stream) => stream,
                     Err(original) => {
@@ -671,11 +802,11 @@ impl HookRun {
                         rebuild(bytes)
                     }
                 };
-                Ok(Response::from_parts(head, body))
+                ResponseStep::Send(Response::from_parts(head, body), raw)
             }
             HookOutcome::LocalResponse(local) => {
                 self.metrics.hook(HookResult::Respond);
-                Err(local_response(local))
+                ResponseStep::Answer(local_response(local))
             }
             HookOutcome::Failed(failure) => {
                 self.metrics.hook(HookResult::Failed(failure.kind));
@@ -683,16 +814,24 @@ impl HookRun {
                     self.metrics.hook_fail_open();
                     let body = match body {
                         Ok(stream) => stream,
-                        Err(original) => rebuild(original),
+                        Err(original) => {
+                            materialize(&mut head.headers, raw.take());
+                            rebuild(original)
+                        }
                     };
-                    Ok(Response::from_parts(head, body))
+                    ResponseStep::Send(Response::from_parts(head, body), raw)
                 } else {
-                    Err(local_response(failure.response))
+                    ResponseStep::Answer(local_response(failure.response))
                 }
             }
         };
         self.finish();
         result
+    }
+
+    /// Whether the response phase can run without awaiting ([`CompiledHook::runs_now`]).
+    pub fn runs_now(&self) -> bool {
+        self.hook.runs_now()
     }
 
     /// Ends the request's context and returns a pooled instance to its pool.
@@ -763,26 +902,116 @@ fn request_parts(head: &http::request::Parts) -> RequestParts {
         .map(|a| a.as_str())
         .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
-    RequestParts {
-        method: head.method.as_str().to_string(),
-        path: head
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string(),
-        authority: authority.to_string(),
-        scheme: "http".to_string(),
-        headers: header_list(&head.headers),
-        body: None,
-        trailers: Vec::new(),
+    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    with_spare(|spare| {
+        let mut parts = spare.request.take().unwrap_or_default();
+        for (field, text) in [
+            (&mut parts.method, head.method.as_str()),
+            (&mut parts.path, path),
+            (&mut parts.authority, authority),
+            (&mut parts.scheme, "http"),
+        ] {
+            field.clear();
+            field.push_str(text);
+        }
+        parts.headers.reserve(head.headers.len());
+        for (name, value) in &head.headers {
+            let entry = spare.entry(name.as_str().as_bytes(), value.as_bytes());
+            parts.headers.push(entry);
+        }
+        parts
+    })
+}
+
+/// The response as the guest sees it: the upstream's raw fields (those not in the
+/// map yet, lowercased) first, then the map's.
+fn response_parts(head: &http::response::Parts, raw: Option<&RawFields>) -> ResponseParts {
+    with_spare(|spare| {
+        let mut headers = Vec::with_capacity(raw.map_or(0, RawFields::len) + head.headers.len());
+        if let Some(raw) = raw {
+            for (name, value) in raw.end_to_end() {
+                headers.push(spare.entry(name, value));
+            }
+        }
+        for (name, value) in &head.headers {
+            headers.push(spare.entry(name.as_str().as_bytes(), value.as_bytes()));
+        }
+        ResponseParts {
+            status: head.status.as_u16(),
+            headers,
+            body: None,
+            trailers: Vec::new(),
+        }
+    })
+}
+
+/// Header entries (name and value buffers) each worker keeps for the next request's
+/// parts: showing a guest a header would otherwise cost two allocations, and a
+/// hooked request shows it every header twice (request and response).
+const SPARE_ENTRIES: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+}
+
+#[derive(Default)]
+struct Spare {
+    entries: Vec<(String, Vec<u8>)>,
+    /// A finished request's parts, for their strings' buffers.
+    request: Option<RequestParts>,
+}
+
+fn with_spare<R>(f: impl FnOnce(&mut Spare) -> R) -> R {
+    SPARE.with(|spare| f(&mut spare.borrow_mut()))
+}
+
+impl Spare {
+    /// A header entry for the engine (lowercase name) in kept buffers when there are.
+    fn entry(&mut self, name: &[u8], value: &[u8]) -> (String, Vec<u8>) {
+        let (mut n, mut v) = self.entries.pop().unwrap_or_default();
+        n.clear();
+        match std::str::from_utf8(name) {
+            Ok(text) => n.push_str(text),
+            // Parsed names are tokens (ASCII); anything else is replaced.
+            Err(_) => n.push_str(&String::from_utf8_lossy(name)),
+        }
+        n.make_ascii_lowercase();
+        v.clear();
+        v.extend_from_slice(value);
+        (n, v)
+    }
+
+    /// Keeps the entries of `list` (up to [`SPARE_ENTRIES`]), leaving it empty.
+    fn keep(&mut self, list: &mut Vec<(String, Vec<u8>)>) {
+        let room = SPARE_ENTRIES.saturating_sub(self.entries.len());
+        self.entries.extend(list.drain(..).take(room));
     }
 }
 
-fn header_list(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
-    headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-        .collect()
+/// Hands a finished phase's buffers to the worker's [`Spare`].
+fn recycle(headers: &mut Vec<(String, Vec<u8>)>, changes: Option<&mut hook_engine::Changes>) {
+    with_spare(|spare| {
+        spare.keep(headers);
+        if let Some(changes) = changes {
+            spare.keep(&mut changes.added_headers);
+            spare.keep(&mut changes.removed_headers);
+        }
+    });
+}
+
+/// Keeps a finished request's parts for the next one (see [`Spare`]).
+fn recycle_request(mut parts: RequestParts, changes: Option<&mut hook_engine::Changes>) {
+    recycle(&mut parts.headers, changes);
+    recycle(&mut parts.trailers, None);
+    parts.body = None;
+    with_spare(|spare| spare.request = Some(parts));
+}
+
+/// Moves raw fields into the map (a guest edit needs them there).
+fn materialize(map: &mut HeaderMap, raw: Option<RawFields>) {
+    if let Some(raw) = raw {
+        raw.append_end_to_end_to(map);
+    }
 }
 
 /// Builds a header map from the engine's list; the engine already refused names and
@@ -806,7 +1035,7 @@ fn header_map(list: &[(String, Vec<u8>)]) -> HeaderMap {
 /// would re-parse every header name.
 fn edit_headers(map: &mut HeaderMap, changes: &hook_engine::Changes) {
     for (name, value) in &changes.removed_headers {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        let Some(name) = header_name(name) else {
             continue;
         };
         let mut dropped = false;
@@ -828,13 +1057,35 @@ fn edit_headers(map: &mut HeaderMap, changes: &hook_engine::Changes) {
         }
     }
     for (name, value) in &changes.added_headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
+        if let (Some(name), Ok(value)) = (header_name(name), HeaderValue::from_bytes(value)) {
             map.append(name, value);
         }
     }
+}
+
+/// Names of headers guests wrote lately, parsed once per worker: a hook tends to
+/// write the same few names on every request, and parsing a name that is not one
+/// of the standard ones allocates.
+const REMEMBERED_NAMES: usize = 32;
+
+thread_local! {
+    static NAMES: std::cell::RefCell<Vec<HeaderName>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `name` (lowercase, as the engine gives it) as a `HeaderName`.
+fn header_name(name: &str) -> Option<HeaderName> {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(known) = names.iter().find(|n| n.as_str() == name) {
+            return Some(known.clone());
+        }
+        let parsed = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        if names.len() == REMEMBERED_NAMES {
+            names.remove(0);
+        }
+        names.push(parsed.clone());
+        Some(parsed)
+    })
 }
 
 /// Writes the guest's edits into the request head.
@@ -951,6 +1202,52 @@ mod tests {
             Some(b"blue".as_slice())
         );
         assert_eq!(map.len(), 3);
+    }
+
+    #[test]
+    fn parts_built_in_recycled_buffers_hold_only_this_requests_values() {
+        let head = |uri: &str, headers: &[(&str, &str)]| {
+            let mut req = Request::builder().method("POST").uri(uri);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(()).expect("request").into_parts().0
+        };
+        let first = request_parts(&head(
+            "http://first.test/a/long/path?x=1",
+            &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
+        ));
+        assert_eq!(first.authority, "first.test");
+        recycle_request(first, None);
+        let second = request_parts(&head("/b", &[("Host", "b.test"), ("X-Cased", "v")]));
+        assert_eq!(
+            (second.method.as_str(), second.path.as_str()),
+            ("POST", "/b")
+        );
+        assert_eq!(
+            (second.authority.as_str(), second.scheme.as_str()),
+            ("b.test", "http")
+        );
+        assert_eq!(
+            second.headers,
+            vec![
+                ("host".to_string(), b"b.test".to_vec()),
+                ("x-cased".to_string(), b"v".to_vec())
+            ]
+        );
+        assert_eq!(second.body, None);
+        // Raw response names are lowercased for the engine, as the map's are.
+        let mut raw_head = [httparse::EMPTY_HEADER; 4];
+        let mut parsed = httparse::Response::new(&mut raw_head);
+        let bytes = Bytes::from_static(b"HTTP/1.1 200 OK\r\nX-Up: 1\r\nConnection: close\r\n\r\n");
+        assert!(parsed.parse(&bytes).expect("parse").is_complete());
+        let raw = RawFields::new(
+            bytes.clone(),
+            parsed.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
+        );
+        let (resp_head, ()) = Response::new(()).into_parts();
+        let parts = response_parts(&resp_head, Some(&raw));
+        assert_eq!(parts.headers, vec![("x-up".to_string(), b"1".to_vec())]);
     }
 
     #[test]

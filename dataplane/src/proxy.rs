@@ -37,7 +37,7 @@ use crate::config::Timeouts;
 use crate::downstream::h1::Refusal;
 use crate::fields::RawFields;
 use crate::gate::{Decision, RequestFacts};
-use crate::hooks::{self, HookHost, RequestStep};
+use crate::hooks::{self, HookHost, RequestStep, ResponseStep};
 use crate::metrics::{UpstreamError, WorkerMetrics};
 use crate::prefixed::Prefixed;
 use crate::router::{LocalRoute, LocalRoutes, PathRule, Route};
@@ -413,12 +413,17 @@ async fn proxy(
             group,
         };
         let buffered = |b| ReqBody::Buffered(Some(b));
-        // Boxed: a hook phase keeps a whole session in its state, and inline it would
-        // grow the future of every request, hooked or not.
-        let phase = Box::pin(hooks::request_phase(
-            &w.hooks, hook, &w.metrics, caller, req, buffered,
-        ));
-        match phase.await {
+        let step = if hook.runs_now() {
+            hooks::request_phase_now(&w.hooks, hook, &w.metrics, caller, req, buffered)
+        } else {
+            // Boxed: a hook phase that awaits keeps a whole session in its state, and
+            // inline it would grow the future of every request, hooked or not.
+            Box::pin(hooks::request_phase(
+                &w.hooks, hook, &w.metrics, caller, req, buffered,
+            ))
+            .await
+        };
+        match step {
             RequestStep::Forward(edited, run) => (req, hook_run) = (edited, run),
             RequestStep::Answer(resp) => return Ok(hook_answer(resp, unread, outcome)),
         }
@@ -447,11 +452,19 @@ async fn proxy(
     match hook_run {
         Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
             let mut resp = resp;
-            materialize_headers(&mut resp);
+            let raw = take_raw_fields(&mut resp);
             let buffered = |b| ProxyBody::Local(Some(b));
-            match Box::pin(run.response_phase(&w.hooks, resp, buffered)).await {
-                Ok(resp) => Ok(resp),
-                Err(local) => Ok(hook_answer(local, false, outcome)),
+            let edited = if run.runs_now() {
+                run.response_phase_now(resp, raw, buffered)
+            } else {
+                Box::pin(run.response_phase(&w.hooks, resp, raw, buffered)).await
+            };
+            match edited {
+                ResponseStep::Send(mut resp, raw) => {
+                    restore_raw_fields(&mut resp, raw);
+                    Ok(resp)
+                }
+                ResponseStep::Answer(local) => Ok(hook_answer(local, false, outcome)),
             }
         }
         _ => Ok(resp),
@@ -826,21 +839,25 @@ fn upstream_response(
 /// hop-by-hop ones and those its `Connection` names: for what reads the map
 /// (a hook's response phase, hyper's HTTP/2 server).
 pub fn materialize_headers(resp: &mut Response<ProxyBody>) {
-    let fields = match resp.body_mut() {
+    if let Some(fields) = take_raw_fields(resp) {
+        fields.append_end_to_end_to(resp.headers_mut());
+    }
+}
+
+/// Takes the upstream's raw fields out of the response (see [`ProxyBody::Upstream`]).
+fn take_raw_fields(resp: &mut Response<ProxyBody>) -> Option<RawFields> {
+    match resp.body_mut() {
         ProxyBody::Upstream { fields, .. } => fields.take(),
         _ => None,
-    };
-    let Some(fields) = fields else {
-        return;
-    };
-    let named: Vec<HeaderName> = fields
-        .named_by_connection()
-        .into_iter()
-        .filter_map(|n| HeaderName::from_bytes(n).ok())
-        .collect();
-    fields.append_to(resp.headers_mut(), |name| {
-        crate::fields::is_hop_by_hop(name.as_str().as_bytes()) || named.contains(name)
-    });
+    }
+}
+
+/// Gives the response back raw fields [`take_raw_fields`] took (a hook that left
+/// them alone); any other body has none to hold.
+fn restore_raw_fields(resp: &mut Response<ProxyBody>, raw: Option<RawFields>) {
+    if let ProxyBody::Upstream { fields, .. } = resp.body_mut() {
+        *fields = raw;
+    }
 }
 
 fn answer(l: Local, outcome: &mut Outcome) -> Response<ProxyBody> {

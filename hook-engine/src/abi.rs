@@ -201,18 +201,25 @@ pub fn checked_header_owned(name: Vec<u8>, value: Vec<u8>) -> Result<Header, Hea
     if let Some(why) = header_rejection(&name, &value) {
         return Err(why);
     }
-    let mut name = String::from_utf8(name).map_err(|_| HeaderRejection::NameNotUtf8)?;
+    lowercase_checked(name, value).ok_or(HeaderRejection::NameNotUtf8)
+}
+
+/// A header [`header_rejection`] accepted, its name lowercased in place (a token
+/// name is ASCII, so `None` only for a name that was never checked).
+pub(crate) fn lowercase_checked(name: Vec<u8>, value: Vec<u8>) -> Option<Header> {
+    let mut name = String::from_utf8(name).ok()?;
     name.make_ascii_lowercase();
-    Ok((name, value))
+    Some((name, value))
 }
 
 /// Why a header may not be written, or `None` when it may.
 pub fn header_rejection(name: &[u8], value: &[u8]) -> Option<HeaderRejection> {
-    let Ok(name) = std::str::from_utf8(name) else {
-        return Some(HeaderRejection::NameNotUtf8);
-    };
-    let bare = name.strip_prefix(':').unwrap_or(name);
-    if bare.is_empty() || !bare.bytes().all(is_token_byte) {
+    let bare = name.strip_prefix(b":").unwrap_or(name);
+    if bare.is_empty() || !bare.iter().all(|b| is_token_byte(*b)) {
+        // Token bytes are ASCII: a name that is not UTF-8 fails here, and says so.
+        if std::str::from_utf8(name).is_err() {
+            return Some(HeaderRejection::NameNotUtf8);
+        }
         return Some(HeaderRejection::InvalidName);
     }
     if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
@@ -221,8 +228,38 @@ pub fn header_rejection(name: &[u8], value: &[u8]) -> Option<HeaderRejection> {
     None
 }
 
+/// RFC 9110 `tchar`s, one flag per byte value: a table, as every header a guest
+/// writes is checked byte by byte.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN_BYTES[b as usize]
 }
 
 #[cfg(test)]

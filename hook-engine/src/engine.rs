@@ -287,28 +287,24 @@ impl HookSession {
     }
 
     /// One phase over its parts: load them into the call, run the guest, move them
-    /// back, and turn the result into the outcome.
+    /// back, and turn the result into the outcome. A failure discards the instance.
     fn run_parts<P: PhaseParts>(&mut self, parts: &mut P) -> HookOutcome {
         if let Some(failure) = self.oversized(parts.body()) {
             return failure;
         }
-        let (call, result) = self.run(P::PHASE, |call| parts.load(call));
-        let Some(mut call) = call else {
-            return self.outcome_of_failure(result);
+        let ticks = self.engine.ticker.ticks_for(self.timeout);
+        let (changes, local, result) = match self.run_inner(ticks, parts) {
+            Ok(ran) => ran,
+            Err(failure) => (Changes::default(), None, Err(failure)),
         };
-        let local = call.local_response.take();
-        let kept = result.is_ok() && local.is_none();
-        let changes = parts.restore(call, kept);
         match (result, local) {
-            (Err(failure), _) => self.failed(failure),
+            (Err(failure), _) => {
+                self.discard();
+                self.failed(failure)
+            }
             (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
             (Ok(()), None) => HookOutcome::Continue(changes),
         }
-    }
-
-    /// The outcome when no call data came back (the instance never started).
-    fn outcome_of_failure(&mut self, result: Result<(), CallFailure>) -> HookOutcome {
-        self.failed(result.err().unwrap_or_else(lost_instance))
     }
 
     /// The hook log so far.
@@ -334,31 +330,19 @@ impl HookSession {
         })
     }
 
-    /// Prepares the call data, runs the phase's callbacks, and hands the call data back
-    /// with the result. No call data means the instance could not be checked out (`load`
-    /// never ran). A failure discards the instance.
-    fn run(
+    /// Loads the parts into the instance's call data, runs the phase's callbacks and
+    /// moves the parts back (with the guest's edits when it continued), all while the
+    /// instance is held. The outer error: the instance could not be checked out (the
+    /// parts never moved).
+    ///
+    /// The call data stays in the store between phases, so its vectors keep their
+    /// capacity and nothing of its size is moved per call.
+    #[allow(clippy::type_complexity)]
+    fn run_inner<P: PhaseParts>(
         &mut self,
-        phase: Phase,
-        load: impl FnOnce(&mut CallData) -> (usize, Option<usize>, usize),
-    ) -> (Option<CallData>, Result<(), CallFailure>) {
-        let ticks = self.engine.ticker.ticks_for(self.timeout);
-        let (call, result) = match self.run_inner(phase, ticks, load) {
-            Ok((call, result)) => (Some(call), result),
-            Err(failure) => (None, Err(failure)),
-        };
-        if result.is_err() {
-            self.discard();
-        }
-        (call, result)
-    }
-
-    fn run_inner(
-        &mut self,
-        phase: Phase,
         ticks: u64,
-        load: impl FnOnce(&mut CallData) -> (usize, Option<usize>, usize),
-    ) -> Result<(CallData, Result<(), CallFailure>), CallFailure> {
+        parts: &mut P,
+    ) -> Result<(Changes, Option<LocalResponse>, Result<(), CallFailure>), CallFailure> {
         self.checkout(ticks)?;
         let existing = self.http_context;
         let mut held = match &mut self.lease {
@@ -369,25 +353,27 @@ impl HookSession {
         let instance = held.instance();
         instance.set_deadline(ticks);
         let call = &mut instance.store.data_mut().call;
-        call.local_response = None;
-        call.context = std::mem::take(&mut self.context);
-        let (headers, body, trailers) = load(call);
+        call.start_phase();
+        std::mem::swap(&mut call.context, &mut self.context);
+        let (headers, body, trailers) = parts.load(call);
         let ran = match existing {
             Some(id) => Ok(id),
             None => instance.new_context(),
         }
         .and_then(|id| {
             instance
-                .run_phase(phase, id, headers, body, trailers)
+                .run_phase(P::PHASE, id, headers, body, trailers)
                 .map(|()| id)
         });
         let state = instance.store.data_mut();
-        let mut call = std::mem::take(&mut state.call);
         self.log.extend(state.take_log());
+        let call = &mut state.call;
+        std::mem::swap(&mut call.context, &mut self.context);
+        let local = call.local_response.take();
+        let changes = parts.restore(call, ran.is_ok() && local.is_none());
         drop(held);
-        self.context = std::mem::take(&mut call.context);
         let result = ran.map(|id| self.http_context = Some(id));
-        Ok((call, result))
+        Ok((changes, local, result))
     }
 
     /// Makes sure the session has an instance: its own, the thread's shared one (started
@@ -510,7 +496,7 @@ impl HookSession {
                 }
                 // Only once: a released session has no instance left to give back.
                 if std::mem::take(&mut self.pooled) {
-                    instance.store.data_mut().call = Default::default();
+                    instance.store.data_mut().call.start_phase();
                     self.engine.pool.give_back(self.key.clone(), instance);
                 }
             }
@@ -569,12 +555,13 @@ fn lost_instance() -> CallFailure {
 trait PhaseParts {
     const PHASE: Phase;
     fn body(&self) -> Option<&[u8]>;
-    /// Moves the parts into the call data; returns the header, body and trailer
-    /// counts the phase's callbacks are given.
+    /// Moves the parts into the (cleared) call data; returns the header, body and
+    /// trailer counts the phase's callbacks are given.
     fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize);
-    /// Moves the headers back. Kept (`Continue`): with the guest's edits, described by
-    /// the returned changes. Otherwise: the edits undone.
-    fn restore(&mut self, call: CallData, kept: bool) -> Changes;
+    /// Moves the headers back, leaving the call data's maps empty. Kept (`Continue`):
+    /// with the guest's edits, described by the returned changes. Otherwise: the
+    /// edits undone.
+    fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes;
 }
 
 fn counts(
@@ -583,6 +570,70 @@ fn counts(
     trailers: &[Header],
 ) -> (usize, Option<usize>, usize) {
     (headers.len(), body.map(Vec::len), trailers.len())
+}
+
+/// Fills `map` (empty, keeping its capacity) with `pseudo` and then the regular
+/// headers, which move out of `headers` (left empty with its capacity, to take them
+/// back in `restore`).
+fn load_map(
+    call_spare: &mut Vec<Header>,
+    map: &mut Vec<Header>,
+    pseudo: &[(&'static str, &[u8])],
+    headers: &mut Vec<Header>,
+) {
+    map.reserve(pseudo.len() + headers.len() + SPARE_HEADERS);
+    for (name, value) in pseudo {
+        map.push(reuse_header(call_spare, name, value));
+    }
+    map.append(headers);
+}
+
+/// A header with this name and value, in the allocation of a pseudo-header of an
+/// earlier phase when there is one.
+fn reuse_header(spare: &mut Vec<Header>, name: &str, value: &[u8]) -> Header {
+    match spare.pop() {
+        Some((mut n, mut v)) => {
+            n.clear();
+            n.push_str(name);
+            v.clear();
+            v.extend_from_slice(value);
+            (n, v)
+        }
+        None => (name.to_string(), value.to_vec()),
+    }
+}
+
+/// Pseudo-header allocations kept per instance for the next phases.
+const SPARE_PSEUDO: usize = 8;
+
+/// Moves the regular headers of `map` into `headers` (in order) and hands each
+/// pseudo-header to `pseudo`, which may take its value; the rest is kept for reuse.
+fn split_map(
+    call_spare: &mut Vec<Header>,
+    map: &mut Vec<Header>,
+    headers: &mut Vec<Header>,
+    mut pseudo: impl FnMut(&str, &mut Vec<u8>),
+) {
+    headers.reserve(map.len());
+    for (name, mut value) in map.drain(..) {
+        if !name.starts_with(':') {
+            headers.push((name, value));
+            continue;
+        }
+        pseudo(&name, &mut value);
+        if call_spare.len() < SPARE_PSEUDO {
+            call_spare.push((name, value));
+        }
+    }
+}
+
+/// The guest's value of a pseudo-header when it differs from `current` and is
+/// the first of its name (`seen`): moved out, so nothing is copied.
+fn changed_pseudo(seen: &mut bool, value: &mut Vec<u8>, current: &str) -> Option<String> {
+    if std::mem::replace(seen, true) || value.is_empty() || value.as_slice() == current.as_bytes() {
+        return None;
+    }
+    String::from_utf8(std::mem::take(value)).ok()
 }
 
 impl PhaseParts for RequestParts {
@@ -594,51 +645,80 @@ impl PhaseParts for RequestParts {
 
     fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize) {
         let counts = counts(&self.headers, self.body.as_ref(), &self.trailers);
-        // Room for a few headers the guest adds without regrowing.
-        let mut map = Vec::with_capacity(self.headers.len() + 4 + SPARE_HEADERS);
-        map.push((":method".to_string(), self.method.as_bytes().to_vec()));
-        map.push((":path".to_string(), self.path.as_bytes().to_vec()));
-        map.push((":authority".to_string(), self.authority.as_bytes().to_vec()));
-        map.push((":scheme".to_string(), self.scheme.as_bytes().to_vec()));
-        map.append(&mut self.headers);
-        call.request_headers = map;
-        call.request_body = self.body.clone().unwrap_or_default();
-        call.request_trailers = self.trailers.clone();
+        let pseudo = [
+            (":method", self.method.as_bytes()),
+            (":path", self.path.as_bytes()),
+            (":authority", self.authority.as_bytes()),
+            (":scheme", self.scheme.as_bytes()),
+        ];
+        load_map(
+            &mut call.spare_pseudo,
+            &mut call.request_headers,
+            &pseudo,
+            &mut self.headers,
+        );
+        if let Some(body) = &self.body {
+            call.request_body.extend_from_slice(body);
+        }
+        call.request_trailers.extend_from_slice(&self.trailers);
         counts
     }
 
-    fn restore(&mut self, mut call: CallData, kept: bool) -> Changes {
-        let mut pseudo = take_pseudo(&mut call.request_headers);
-        self.headers = call.request_headers;
+    fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        let touched = kept && call.request_touched;
+        let (mut path, mut method, mut authority) = (None, None, None);
+        let mut seen = [false; 3];
+        let mut map = std::mem::take(&mut call.request_headers);
+        split_map(
+            &mut call.spare_pseudo,
+            &mut map,
+            &mut self.headers,
+            |name, value| {
+                if !touched {
+                    return;
+                }
+                // Only the first value of each counts: later ones leave it as it is.
+                let (slot, seen, current) = match name {
+                    ":path" => (&mut path, &mut seen[0], &self.path),
+                    ":method" => (&mut method, &mut seen[1], &self.method),
+                    ":authority" => (&mut authority, &mut seen[2], &self.authority),
+                    _ => return,
+                };
+                if let Some(changed) = changed_pseudo(seen, value, current) {
+                    *slot = Some(changed);
+                }
+            },
+        );
+        call.request_headers = map;
+        let edits = std::mem::take(&mut call.request_edits);
         if !kept {
-            undo(&mut self.headers, call.request_edits);
+            undo(&mut self.headers, edits);
             return Changes::default();
         }
-        let mut changes = Changes {
-            added_headers: call.request_edits.added,
-            removed_headers: call.request_edits.removed,
-            body_replaced: call.request_body_replaced,
-            ..Changes::default()
-        };
-        if call.request_touched {
-            self.trailers = call.request_trailers;
-            if let Some(path) = changed_pseudo(&mut pseudo, ":path", &self.path) {
-                changes.path = Some(path.clone());
-                self.path = path;
-            }
-            if let Some(method) = changed_pseudo(&mut pseudo, ":method", &self.method) {
-                changes.method = Some(method.clone());
-                self.method = method;
-            }
-            if let Some(authority) = changed_pseudo(&mut pseudo, ":authority", &self.authority) {
-                changes.authority = Some(authority.clone());
-                self.authority = authority;
-            }
+        if touched {
+            std::mem::swap(&mut self.trailers, &mut call.request_trailers);
         }
         if call.request_body_replaced {
-            self.body = Some(call.request_body);
+            self.body = Some(std::mem::take(&mut call.request_body));
         }
-        changes
+        if let Some(path) = &path {
+            self.path.clone_from(path);
+        }
+        if let Some(method) = &method {
+            self.method.clone_from(method);
+        }
+        if let Some(authority) = &authority {
+            self.authority.clone_from(authority);
+        }
+        Changes {
+            added_headers: edits.added,
+            removed_headers: edits.removed,
+            body_replaced: call.request_body_replaced,
+            path,
+            method,
+            authority,
+            ..Changes::default()
+        }
     }
 }
 
@@ -651,73 +731,81 @@ impl PhaseParts for ResponseParts {
 
     fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize) {
         let counts = counts(&self.headers, self.body.as_ref(), &self.trailers);
-        let mut map = Vec::with_capacity(self.headers.len() + 1 + SPARE_HEADERS);
-        map.push((":status".to_string(), self.status.to_string().into_bytes()));
-        map.append(&mut self.headers);
-        call.response_headers = map;
-        call.response_body = self.body.clone().unwrap_or_default();
-        call.response_trailers = self.trailers.clone();
+        let mut digits = [0u8; 5];
+        let status = status_digits(self.status, &mut digits);
+        load_map(
+            &mut call.spare_pseudo,
+            &mut call.response_headers,
+            &[(":status", status)],
+            &mut self.headers,
+        );
+        if let Some(body) = &self.body {
+            call.response_body.extend_from_slice(body);
+        }
+        call.response_trailers.extend_from_slice(&self.trailers);
         counts
     }
 
-    fn restore(&mut self, mut call: CallData, kept: bool) -> Changes {
-        let pseudo = take_pseudo(&mut call.response_headers);
-        self.headers = call.response_headers;
+    fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        let touched = kept && call.response_touched;
+        let mut status = None;
+        let mut map = std::mem::take(&mut call.response_headers);
+        split_map(
+            &mut call.spare_pseudo,
+            &mut map,
+            &mut self.headers,
+            |name, value| {
+                if touched && name == ":status" && status.is_none() {
+                    status = Some(
+                        std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|s| s.parse::<u16>().ok()),
+                    );
+                }
+            },
+        );
+        call.response_headers = map;
+        let edits = std::mem::take(&mut call.response_edits);
         if !kept {
-            undo(&mut self.headers, call.response_edits);
+            undo(&mut self.headers, edits);
             return Changes::default();
         }
         let mut changes = Changes {
-            added_headers: call.response_edits.added,
-            removed_headers: call.response_edits.removed,
+            added_headers: edits.added,
+            removed_headers: edits.removed,
             body_replaced: call.response_body_replaced,
             ..Changes::default()
         };
-        if call.response_touched {
-            self.trailers = call.response_trailers;
-            let status = pseudo
-                .iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .and_then(|s| s.parse::<u16>().ok());
-            if let Some(status) = status.filter(|s| *s != self.status && (100..=599).contains(s)) {
-                changes.status = Some(status);
-                self.status = status;
-            }
+        if touched {
+            std::mem::swap(&mut self.trailers, &mut call.response_trailers);
+        }
+        let status = status
+            .flatten()
+            .filter(|s| *s != self.status && (100..=599).contains(s));
+        if let Some(status) = status {
+            changes.status = Some(status);
+            self.status = status;
         }
         if call.response_body_replaced {
-            self.body = Some(call.response_body);
+            self.body = Some(std::mem::take(&mut call.response_body));
         }
         changes
     }
 }
 
-/// Takes the pseudo-headers out of a map the guest edited, leaving the regular
-/// headers in place (no new vectors).
-fn take_pseudo(map: &mut Vec<Header>) -> Vec<Header> {
-    let leading = map.iter().take_while(|(k, _)| k.starts_with(':')).count();
-    let mut pseudo: Vec<Header> = map.drain(..leading).collect();
-    if map.iter().any(|(k, _)| k.starts_with(':')) {
-        let mut i = 0;
-        while i < map.len() {
-            if map[i].0.starts_with(':') {
-                pseudo.push(map.remove(i));
-            } else {
-                i += 1;
-            }
+/// A status code's decimal digits, without allocating.
+fn status_digits(status: u16, out: &mut [u8; 5]) -> &[u8] {
+    let mut n = status;
+    let mut at = out.len();
+    loop {
+        at -= 1;
+        out[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    pseudo
-}
-
-/// The guest's value of a pseudo-header when it differs from `current`: moved
-/// out of the list, so nothing is copied.
-fn changed_pseudo(pseudo: &mut [Header], name: &str, current: &str) -> Option<String> {
-    let (_, value) = pseudo.iter_mut().find(|(k, _)| k == name)?;
-    if value.is_empty() || value.as_slice() == current.as_bytes() {
-        return None;
-    }
-    String::from_utf8(std::mem::take(value)).ok()
+    &out[at..]
 }
 
 /// Takes a guest's edits back out of a header list: each added value goes (the last
@@ -776,24 +864,75 @@ impl FailurePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::MapType;
+
+    fn h(k: &str, v: &str) -> Header {
+        (k.to_string(), v.as_bytes().to_vec())
+    }
 
     #[test]
     fn edited_pseudo_headers_come_out_and_unchanged_ones_are_ignored() {
-        let mut map = vec![
-            (":method".to_string(), b"GET".to_vec()),
-            ("a".to_string(), b"1".to_vec()),
-            (":path".to_string(), b"/new".to_vec()),
-            (":authority".to_string(), Vec::new()),
-        ];
-        let mut pseudo = take_pseudo(&mut map);
-        assert_eq!(map, vec![("a".to_string(), b"1".to_vec())]);
-        assert_eq!(changed_pseudo(&mut pseudo, ":method", "GET"), None);
+        let mut parts = RequestParts::new("GET", "/old", "x");
+        parts.headers = vec![h("a", "1")];
+        let mut call = CallData::default();
+        assert_eq!(parts.load(&mut call), (1, None, 0));
+        assert!(parts.headers.is_empty());
+        // The guest rewrites :path, empties :authority, adds a second :path and a header.
+        call.replace_header(MapType::RequestHeaders, h(":path", "/new"));
+        call.replace_header(MapType::RequestHeaders, h(":authority", ""));
+        call.add_header(MapType::RequestHeaders, h(":path", "/second"));
+        call.add_header(MapType::RequestHeaders, h("b", "2"));
+        let changes = parts.restore(&mut call, true);
+        assert_eq!(parts.headers, vec![h("a", "1"), h("b", "2")]);
+        assert_eq!(changes.path.as_deref(), Some("/new"));
+        assert_eq!((changes.method, changes.authority), (None, None));
         assert_eq!(
-            changed_pseudo(&mut pseudo, ":path", "/old").as_deref(),
-            Some("/new")
+            (parts.path.as_str(), parts.authority.as_str()),
+            ("/new", "x")
         );
-        assert_eq!(changed_pseudo(&mut pseudo, ":authority", "x"), None);
-        assert_eq!(changed_pseudo(&mut pseudo, ":scheme", "http"), None);
+        assert_eq!(changes.added_headers, vec![h("b", "2")]);
+        // Nothing of the phase is left in the maps; the pseudo-headers are kept to reuse.
+        assert!(call.request_headers.is_empty());
+        assert!(!call.spare_pseudo.is_empty());
+    }
+
+    #[test]
+    fn a_failed_phase_gives_the_headers_back_unedited() {
+        let mut parts = ResponseParts {
+            status: 200,
+            headers: vec![h("server", "up"), h("x", "1")],
+            ..ResponseParts::default()
+        };
+        let mut call = CallData::default();
+        for _ in 0..2 {
+            call.start_phase();
+            parts.load(&mut call);
+            assert_eq!(call.response_headers[0], h(":status", "200"));
+            call.remove_header(MapType::ResponseHeaders, b"server");
+            call.replace_header(MapType::ResponseHeaders, h(":status", "503"));
+            let changes = parts.restore(&mut call, false);
+            assert_eq!(changes, Changes::default());
+            assert_eq!(parts.status, 200);
+            let mut names: Vec<&str> = parts.headers.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["server", "x"]);
+        }
+    }
+
+    #[test]
+    fn an_edited_status_comes_out() {
+        let mut parts = ResponseParts {
+            status: 200,
+            ..ResponseParts::default()
+        };
+        let mut call = CallData::default();
+        parts.load(&mut call);
+        call.replace_header(MapType::ResponseHeaders, h(":status", "418"));
+        let changes = parts.restore(&mut call, true);
+        assert_eq!((changes.status, parts.status), (Some(418), 418));
+        let mut digits = [0u8; 5];
+        assert_eq!(status_digits(7, &mut digits), b"7");
+        assert_eq!(status_digits(599, &mut digits), b"599");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{
-    checked_header_owned, decode_pairs, encode_headers, header_rejection, BufferType, Header,
+    decode_pairs, encode_headers, header_rejection, lowercase_checked, BufferType, Header,
     LogLevel, MapType, MetricType, Status,
 };
 use crate::outcome::LocalResponse;
@@ -48,15 +48,16 @@ type Ctx<'a> = Caller<'a, HostState>;
 /// Reads `len` bytes of guest memory at `ptr`.
 pub(crate) fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> HostResult<Vec<u8>> {
     let memory = caller.data().guest.memory.ok_or(Status::InternalFailure)?;
+    guest_slice(memory.data(caller), ptr, len).map(<[u8]>::to_vec)
+}
+
+/// The `len` bytes at `ptr` of the guest's memory `guest`, in place.
+pub(crate) fn guest_slice(guest: &[u8], ptr: i32, len: i32) -> HostResult<&[u8]> {
     let start = ptr as u32 as usize;
     let end = start
         .checked_add(len as u32 as usize)
         .ok_or(Status::BadArgument)?;
-    let bytes = memory
-        .data(caller)
-        .get(start..end)
-        .ok_or(Status::BadArgument)?;
-    Ok(bytes.to_vec())
+    Ok(guest.get(start..end).ok_or(Status::BadArgument)?)
 }
 
 /// Writes `bytes` into guest memory at `ptr`.
@@ -367,7 +368,7 @@ fn validated(c: &mut Ctx<'_>, name: Vec<u8>, value: Vec<u8>) -> HostResult<Heade
             .host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
         return Err(Status::BadArgument.into());
     }
-    checked_header_owned(name, value).map_err(|_| Status::BadArgument.into())
+    lowercase_checked(name, value).ok_or_else(|| Status::BadArgument.into())
 }
 
 fn within_header_budget(c: &mut Ctx<'_>, headers: &[Header]) -> HostResult {
@@ -552,10 +553,35 @@ fn add_properties(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Resolves the property into the state's scratch buffer (the path read in place in
+/// guest memory), then hands it to the guest: no host allocation per call.
 fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32) -> HostResult {
-    let path = properties::parse_path(&read(c, ptr, len)?);
-    let value = properties::resolve(c.data(), &path).ok_or(Status::NotFound)?;
-    return_bytes(c, &value, ptr_out, len_out)
+    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let mut value = std::mem::take(&mut c.data_mut().scratch);
+    value.clear();
+    let found = {
+        let (guest, state) = memory.data_and_store_mut(&mut *c);
+        let raw = guest_slice(guest, ptr, len)?;
+        let mut segments = properties::Segments::default();
+        match std::str::from_utf8(raw) {
+            Ok(text) if segments.split(text) => {
+                properties::resolve_into(state, segments.as_slice(), &mut value)
+            }
+            // Not UTF-8, or deeper than any path we answer: the general way.
+            _ => {
+                let path = properties::parse_path(raw);
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                properties::resolve_into(state, &path, &mut value)
+            }
+        }
+    };
+    let result = if found {
+        return_bytes(c, &value, ptr_out, len_out)
+    } else {
+        Err(Status::NotFound.into())
+    };
+    c.data_mut().scratch = value;
+    result
 }
 
 /// Guest-set properties live for the request and are bounded like headers.

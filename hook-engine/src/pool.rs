@@ -6,10 +6,11 @@
 //!
 //! Instances that failed never come back.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 
 use crate::instance::HookInstance;
@@ -138,6 +139,24 @@ pub(crate) struct InstancePool {
     idle: Mutex<KeyMap<Vec<Idle>>>,
     shared: Mutex<KeyMap<Vec<Arc<SharedInstance>>>>,
     max_idle_per_key: usize,
+    /// Tells this pool's entries in the threads' [`HOME`] lists from another's.
+    id: u64,
+}
+
+/// Pool ids, unique in the process.
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Most shared instances a thread remembers in [`HOME`].
+const HOME_ENTRIES: usize = 32;
+
+thread_local! {
+    /// The shared instances this thread found last, by pool and key: a request finds
+    /// its thread's instance here without the pool's lock, which every worker would
+    /// otherwise take (and move between cores) on every request. Weak, so the pool
+    /// alone decides how long an instance lives; entries the pool let go of are
+    /// marked retired and ignored.
+    static HOME: RefCell<Vec<(u64, PoolKey, Weak<SharedInstance>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// An instance hosting the contexts of several requests in flight. A failed call
@@ -146,6 +165,9 @@ pub(crate) struct InstancePool {
 pub(crate) struct SharedInstance {
     instance: Mutex<HookInstance>,
     broken: AtomicBool,
+    /// Out of the pool (evicted, shed or broken): requests holding it finish on it,
+    /// no new one starts on it.
+    retired: AtomicBool,
     home: ThreadId,
 }
 
@@ -168,6 +190,15 @@ impl SharedInstance {
 
     fn mark_broken(&self) {
         self.broken.store(true, Ordering::Release);
+        self.retire();
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    fn in_pool(&self) -> bool {
+        !self.retired.load(Ordering::Acquire)
     }
 }
 
@@ -183,6 +214,7 @@ impl InstancePool {
             idle: Mutex::default(),
             shared: Mutex::default(),
             max_idle_per_key,
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -214,13 +246,43 @@ impl InstancePool {
 
     /// This thread's shared instance of `key`, if it has a healthy one.
     pub fn shared(&self, key: &PoolKey) -> Option<Arc<SharedInstance>> {
+        if let Some(found) = self.remembered(key) {
+            return Some(found);
+        }
         let here = std::thread::current().id();
-        let shared = self.lock_shared();
-        shared
+        let found = self
+            .lock_shared()
             .get(key)?
             .iter()
-            .find(|s| s.home == here && !s.is_broken())
-            .cloned()
+            .find(|s| s.home == here && s.in_pool())
+            .cloned()?;
+        self.remember(key, &found);
+        Some(found)
+    }
+
+    /// This thread's instance of `key` from [`HOME`], while the pool still holds it.
+    fn remembered(&self, key: &PoolKey) -> Option<Arc<SharedInstance>> {
+        HOME.with(|home| {
+            let home = home.borrow();
+            let (_, _, weak) = home.iter().find(|(id, k, _)| *id == self.id && k == key)?;
+            weak.upgrade().filter(|s| s.in_pool())
+        })
+    }
+
+    /// Notes `instance` in [`HOME`] as this thread's one of `key`, forgetting entries
+    /// of instances gone or out of the pool.
+    fn remember(&self, key: &PoolKey, instance: &Arc<SharedInstance>) {
+        HOME.with(|home| {
+            let mut home = home.borrow_mut();
+            home.retain(|(id, k, weak)| {
+                let live = weak.upgrade().is_some_and(|s| s.in_pool());
+                live && !(*id == self.id && k == key)
+            });
+            if home.len() == HOME_ENTRIES {
+                home.remove(0);
+            }
+            home.push((self.id, key.clone(), Arc::downgrade(instance)));
+        });
     }
 
     /// Makes `instance` this thread's shared instance of `key`.
@@ -229,12 +291,21 @@ impl InstancePool {
         let added = Arc::new(SharedInstance {
             instance: Mutex::new(instance),
             broken: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             home: here,
         });
         let mut shared = self.lock_shared();
-        let list = shared.entry(key).or_default();
-        list.retain(|s| s.home != here);
+        let list = shared.entry(key.clone()).or_default();
+        list.retain(|s| {
+            let mine = s.home == here;
+            if mine {
+                s.retire();
+            }
+            !mine
+        });
         list.push(added.clone());
+        drop(shared);
+        self.remember(&key, &added);
         added
     }
 
@@ -273,8 +344,13 @@ impl InstancePool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|key, _| key.container() != container);
         drop(idle);
-        self.lock_shared()
-            .retain(|key, _| key.container() != container);
+        self.lock_shared().retain(|key, list| {
+            let keep = key.container() != container;
+            if !keep {
+                list.iter().for_each(|s| s.retire());
+            }
+            keep
+        });
     }
 
     /// Drops up to `count` idle instances, from the keys holding the most, then shared
@@ -287,6 +363,9 @@ impl InstancePool {
             list.retain(|s| {
                 let drop_it = left > 0 && Arc::strong_count(s) == 1;
                 left -= usize::from(drop_it);
+                if drop_it {
+                    s.retire();
+                }
                 !drop_it
             });
         }

@@ -8,101 +8,164 @@ use crate::state::HostState;
 /// Splits a property path into its segments.
 pub(crate) fn parse_path(raw: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
-    let parts: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).collect();
-    if parts.len() == 1 {
-        return split_dotted(parts[0]);
+    let mut segments = Segments::default();
+    if segments.split(&text) {
+        return segments.as_slice().iter().map(|s| s.to_string()).collect();
     }
+    // Deeper than any attribute we answer: split without a bound.
+    let parts: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).collect();
     parts.into_iter().map(str::to_string).collect()
 }
 
-/// `request.headers.x-user` → `["request", "headers", "x-user"]`: header names may hold
-/// dots, so everything after `headers.` stays one segment.
-fn split_dotted(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = path;
-    while let Some((head, tail)) = rest.split_once('.') {
-        out.push(head.to_string());
-        rest = tail;
-        if head == "headers" {
-            break;
-        }
-    }
-    out.push(rest.to_string());
-    out
+/// Most segments a path we can answer has (`request.headers.<name>`), with room for
+/// guest-set properties of a few levels.
+const MAX_SEGMENTS: usize = 8;
+
+/// A property path split in place: segments borrowed from the path's text, so a
+/// lookup allocates nothing.
+#[derive(Default)]
+pub(crate) struct Segments<'a> {
+    parts: [&'a str; MAX_SEGMENTS],
+    len: usize,
 }
 
-/// The property's value, or `None` for `NotFound`. Integers are 8-byte little endian as
-/// in Envoy.
-pub(crate) fn resolve(state: &HostState, path: &[String]) -> Option<Vec<u8>> {
+impl<'a> Segments<'a> {
+    pub(crate) fn as_slice(&self) -> &[&'a str] {
+        &self.parts[..self.len]
+    }
+
+    fn push(&mut self, part: &'a str) -> bool {
+        if self.len == MAX_SEGMENTS {
+            return false;
+        }
+        self.parts[self.len] = part;
+        self.len += 1;
+        true
+    }
+
+    /// Splits NUL-separated segments (empty ones dropped), or a single dotted one
+    /// (`request.headers.x-user`: header names may hold dots, so everything after
+    /// `headers.` stays one segment). False when there are too many segments.
+    pub(crate) fn split(&mut self, text: &'a str) -> bool {
+        let mut nul = text.split('\0').filter(|s| !s.is_empty());
+        let first = nul.next();
+        let second = nul.next();
+        match (first, second) {
+            (Some(only), None) => self.split_dotted(only),
+            (first, second) => first
+                .into_iter()
+                .chain(second)
+                .chain(nul)
+                .all(|part| self.push(part)),
+        }
+    }
+
+    fn split_dotted(&mut self, path: &'a str) -> bool {
+        let mut rest = path;
+        while let Some((head, tail)) = rest.split_once('.') {
+            if !self.push(head) {
+                return false;
+            }
+            rest = tail;
+            if head == "headers" {
+                break;
+            }
+        }
+        self.push(rest)
+    }
+}
+
+/// Writes the property's value into `out` (empty on entry); false for `NotFound`.
+/// Integers are 8-byte little endian as in Envoy.
+pub(crate) fn resolve_into(state: &HostState, path: &[&str], out: &mut Vec<u8>) -> bool {
     if !state.call.properties.is_empty() {
         if let Some(value) = state.call.properties.get(&path.join(".")) {
-            return Some(value.clone());
+            out.extend_from_slice(value);
+            return true;
         }
     }
-    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let call = &state.call;
-    match segments.as_slice() {
-        ["request", rest @ ..] => request_property(&call.request_headers, rest, state),
-        ["response", "code"] => pseudo(&call.response_headers, ":status")
-            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<i64>().ok())
-            .map(|code| code.to_le_bytes().to_vec()),
-        ["response", "headers"] => Some(encode_headers(&regular(&call.response_headers))),
+    let found: Option<&[u8]> = match path {
+        ["request", rest @ ..] => return request_property(&call.request_headers, rest, state, out),
+        ["response", "code"] => {
+            let code = header(&call.response_headers, ":status")
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok());
+            return int(code, out);
+        }
+        ["response", "headers"] => {
+            out.extend_from_slice(&encode_headers(&regular(&call.response_headers)));
+            return true;
+        }
         ["response", "headers", name] => header(&call.response_headers, name),
-        ["source", "address"] => call.context.source.map(address_text),
-        ["source", "port"] => call
-            .context
-            .source
-            .map(|a| i64::from(a.port()).to_le_bytes().to_vec()),
-        ["destination", "address"] => call.context.destination.map(address_text),
-        ["destination", "port"] => call
-            .context
-            .destination
-            .map(|a| i64::from(a.port()).to_le_bytes().to_vec()),
-        ["plugin_name"] => Some(state.plugin.name.clone().into_bytes()),
-        ["plugin_root_id"] | ["plugin_vm_id"] => Some(state.plugin.root_id.clone().into_bytes()),
-        ["hoody", "matched_group"] => call.context.matched_group.clone().map(String::into_bytes),
-        ["hoody", "container_id"] => Some(state.plugin.container_id.clone().into_bytes()),
+        ["source", "address"] => return address(call.context.source, out),
+        ["source", "port"] => return int(call.context.source.map(|a| i64::from(a.port())), out),
+        ["destination", "address"] => return address(call.context.destination, out),
+        ["destination", "port"] => {
+            return int(call.context.destination.map(|a| i64::from(a.port())), out)
+        }
+        ["plugin_name"] => Some(state.plugin.name.as_bytes()),
+        ["plugin_root_id"] | ["plugin_vm_id"] => Some(state.plugin.root_id.as_bytes()),
+        ["hoody", "matched_group"] => call.context.matched_group.as_deref().map(str::as_bytes),
+        ["hoody", "container_id"] => Some(state.plugin.container_id.as_bytes()),
         _ => None,
-    }
+    };
+    bytes(found, out)
 }
 
-fn request_property(headers: &[Header], rest: &[&str], state: &HostState) -> Option<Vec<u8>> {
-    match rest {
-        ["path"] => pseudo(headers, ":path"),
-        ["url_path"] => pseudo(headers, ":path").map(|p| strip_query(&p).to_vec()),
-        ["query"] => pseudo(headers, ":path").map(|p| query(&p).to_vec()),
-        ["method"] => pseudo(headers, ":method"),
-        ["host"] => pseudo(headers, ":authority"),
-        ["scheme"] => pseudo(headers, ":scheme"),
-        ["id"] => state
-            .call
-            .context
-            .request_id
-            .clone()
-            .map(String::into_bytes),
-        ["headers"] => Some(encode_headers(&regular(headers))),
+fn bytes(value: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
+    value.map(|v| out.extend_from_slice(v)).is_some()
+}
+
+fn int(value: Option<i64>, out: &mut Vec<u8>) -> bool {
+    value
+        .map(|v| out.extend_from_slice(&v.to_le_bytes()))
+        .is_some()
+}
+
+fn address(value: Option<std::net::SocketAddr>, out: &mut Vec<u8>) -> bool {
+    value.map(|a| address_text(a, out)).is_some()
+}
+
+fn request_property(
+    headers: &[Header],
+    rest: &[&str],
+    state: &HostState,
+    out: &mut Vec<u8>,
+) -> bool {
+    let value = match rest {
+        ["path"] => header(headers, ":path"),
+        ["url_path"] => header(headers, ":path").map(strip_query),
+        ["query"] => header(headers, ":path").map(query),
+        ["method"] => header(headers, ":method"),
+        ["host"] => header(headers, ":authority"),
+        ["scheme"] => header(headers, ":scheme"),
+        ["id"] => state.call.context.request_id.as_deref().map(str::as_bytes),
+        ["headers"] => {
+            out.extend_from_slice(&encode_headers(&regular(headers)));
+            return true;
+        }
         ["headers", name] => header(headers, name),
         _ => None,
-    }
+    };
+    bytes(value, out)
 }
 
 /// `ip:port` (`[ip]:port` for IPv6). IPv4 is written by hand: the generic
 /// `Display` of a socket address formats through a temporary buffer and shows
 /// up in profiles of hooks that read `source.address` on every request.
-fn address_text(address: std::net::SocketAddr) -> Vec<u8> {
+fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
     let std::net::SocketAddr::V4(v4) = address else {
-        return address.to_string().into_bytes();
+        out.extend_from_slice(address.to_string().as_bytes());
+        return;
     };
-    let mut out = Vec::with_capacity(21);
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
             out.push(b'.');
         }
-        push_decimal(&mut out, u32::from(octet));
+        push_decimal(out, u32::from(octet));
     }
     out.push(b':');
-    push_decimal(&mut out, u32::from(v4.port()));
-    out
+    push_decimal(out, u32::from(v4.port()));
 }
 
 fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
@@ -119,15 +182,11 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
     out.extend_from_slice(&digits[at..]);
 }
 
-fn pseudo(headers: &[Header], name: &str) -> Option<Vec<u8>> {
-    header(headers, name)
-}
-
-fn header(headers: &[Header], name: &str) -> Option<Vec<u8>> {
+fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.as_slice())
 }
 
 fn regular(headers: &[Header]) -> Vec<Header> {
@@ -165,7 +224,9 @@ mod tests {
             "[::1]:8080",
         ] {
             let address: std::net::SocketAddr = text.parse().expect("address");
-            assert_eq!(address_text(address), text.as_bytes());
+            let mut out = Vec::new();
+            address_text(address, &mut out);
+            assert_eq!(out, text.as_bytes());
         }
     }
 
@@ -178,6 +239,14 @@ mod tests {
             vec!["request", "headers", "x-a.b"]
         );
         assert_eq!(parse_path(b"plugin_name"), vec!["plugin_name"]);
+        assert_eq!(parse_path(b"\0a\0\0b\0"), vec!["a", "b"]);
+        let deep = "a\0b\0c\0d\0e\0f\0g\0h\0i";
+        assert_eq!(parse_path(deep.as_bytes()).len(), 9);
+        let mut segments = Segments::default();
+        assert!(!segments.split(deep));
+        let mut segments = Segments::default();
+        assert!(segments.split("source.address"));
+        assert_eq!(segments.as_slice(), ["source", "address"]);
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub(crate) struct CallData {
     /// its own map without comparing maps.
     pub request_edits: Edits,
     pub response_edits: Edits,
+    /// Pseudo-header allocations of earlier phases, reused by the next ones.
+    pub spare_pseudo: Vec<Header>,
 }
 
 /// Regular headers a guest added to and removed from a header map, net: a header it
@@ -125,6 +127,31 @@ impl Edits {
 }
 
 impl CallData {
+    /// Clears what a phase leaves behind before the next one, keeping the
+    /// allocations (the data stays in its store from call to call).
+    pub fn start_phase(&mut self) {
+        for map in [
+            &mut self.request_headers,
+            &mut self.request_trailers,
+            &mut self.response_headers,
+            &mut self.response_trailers,
+        ] {
+            map.clear();
+        }
+        self.request_body.clear();
+        self.response_body.clear();
+        self.request_body_replaced = false;
+        self.response_body_replaced = false;
+        self.local_response = None;
+        if !self.properties.is_empty() {
+            self.properties.clear();
+        }
+        self.request_touched = false;
+        self.response_touched = false;
+        self.request_edits = Edits::default();
+        self.response_edits = Edits::default();
+    }
+
     pub fn map(&self, map: MapType) -> &Vec<Header> {
         match map {
             MapType::RequestHeaders => &self.request_headers,
@@ -231,6 +258,9 @@ pub(crate) struct HostState {
     log_dropped: usize,
     pub tick_period: Option<Duration>,
     pub random_state: u64,
+    /// A buffer host functions fill before handing bytes to the guest, kept so a
+    /// call allocates nothing on the host side.
+    pub scratch: Vec<u8>,
 }
 
 impl HostState {
@@ -246,6 +276,7 @@ impl HostState {
             log_dropped: 0,
             tick_period: None,
             random_state: seed(),
+            scratch: Vec::new(),
         }
     }
 

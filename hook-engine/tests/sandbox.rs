@@ -333,6 +333,32 @@ fn requests_in_flight_share_one_instance_per_thread() {
 }
 
 #[test]
+fn a_request_after_an_eviction_starts_a_new_instance_while_one_in_flight_finishes_on_the_old() {
+    let engine = engine();
+    let module = Guest {
+        request_headers: ADD_HEADER,
+        ..Guest::default()
+    }
+    .compile(&engine);
+    let hook = spec(&engine, "evicted", module);
+    let mut in_flight = engine.session(&hook, context("c1"));
+    continued(&in_flight.on_request(&mut get("/")));
+    assert_eq!(engine.idle_instances(), 1);
+    // The module is replaced: the pool lets go of the container's instances.
+    engine.evict_container("c1");
+    assert_eq!(engine.idle_instances(), 0);
+    // This thread found the old instance a moment ago, and a request still holds it;
+    // the next request must not start on it anyway.
+    let (outcome, _) = run_request(&engine, &hook, &mut get("/"));
+    continued(&outcome);
+    assert_eq!(engine.idle_instances(), 1, "a new instance in the pool");
+    // The request in flight ends on the instance it started on.
+    continued(&in_flight.on_response(&mut ok_response()));
+    drop(in_flight.finish());
+    assert_eq!(engine.idle_instances(), 1);
+}
+
+#[test]
 fn a_failure_on_a_shared_instance_fails_the_requests_on_it_and_the_next_gets_a_new_one() {
     let engine = engine();
     let module = Guest {

@@ -457,15 +457,17 @@ pub fn get_on(stream: &mut TcpStream, host: &str, path: &str, extra: &str) -> (u
 pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
+    // The head a byte at a time and then exactly its body: with pipelined requests
+    // the next response may follow in the same segment, and it is the next call's.
     let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
+        if buf.ends_with(b"\r\n\r\n") {
+            break buf.len();
         }
-        let n = stream.read(&mut chunk).unwrap_or(0);
+        let n = stream.read(&mut chunk[..1]).unwrap_or(0);
         if n == 0 {
             return (0, String::new());
         }
-        buf.extend_from_slice(&chunk[..n]);
+        buf.push(chunk[0]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let len = head
@@ -476,7 +478,8 @@ pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
         })
         .unwrap_or(0);
     while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk).unwrap_or(0);
+        let want = (head_end + len - buf.len()).min(chunk.len());
+        let n = stream.read(&mut chunk[..want]).unwrap_or(0);
         if n == 0 {
             break;
         }
