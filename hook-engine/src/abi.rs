@@ -228,6 +228,20 @@ pub fn header_rejection(name: &[u8], value: &[u8]) -> Option<HeaderRejection> {
     None
 }
 
+/// `n` in decimal digits, written into `out` without allocating.
+pub(crate) fn decimal(mut n: u32, out: &mut [u8; 10]) -> &[u8] {
+    let mut at = out.len();
+    loop {
+        at -= 1;
+        out[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &out[at..]
+}
+
 /// RFC 9110 `tchar`s, one flag per byte value: a table, as every header a guest
 /// writes is checked byte by byte.
 const TOKEN_BYTES: [bool; 256] = {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-use crate::abi::{Header, LogLevel};
+use crate::abi::{decimal, Header, LogLevel};
 use crate::compile::{CompiledModule, Compiler};
 use crate::error::HookError;
 use crate::instance::{CallFailure, HookInstance, Phase};
@@ -731,8 +731,8 @@ impl PhaseParts for ResponseParts {
 
     fn load(&mut self, call: &mut CallData) -> (usize, Option<usize>, usize) {
         let counts = counts(&self.headers, self.body.as_ref(), &self.trailers);
-        let mut digits = [0u8; 5];
-        let status = status_digits(self.status, &mut digits);
+        let mut digits = [0u8; 10];
+        let status = decimal(u32::from(self.status), &mut digits);
         load_map(
             &mut call.spare_pseudo,
             &mut call.response_headers,
@@ -791,21 +791,6 @@ impl PhaseParts for ResponseParts {
         }
         changes
     }
-}
-
-/// A status code's decimal digits, without allocating.
-fn status_digits(status: u16, out: &mut [u8; 5]) -> &[u8] {
-    let mut n = status;
-    let mut at = out.len();
-    loop {
-        at -= 1;
-        out[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &out[at..]
 }
 
 /// Takes a guest's edits back out of a header list: each added value goes (the last
@@ -930,9 +915,10 @@ mod tests {
         call.replace_header(MapType::ResponseHeaders, h(":status", "418"));
         let changes = parts.restore(&mut call, true);
         assert_eq!((changes.status, parts.status), (Some(418), 418));
-        let mut digits = [0u8; 5];
-        assert_eq!(status_digits(7, &mut digits), b"7");
-        assert_eq!(status_digits(599, &mut digits), b"599");
+        let mut digits = [0u8; 10];
+        assert_eq!(decimal(7, &mut digits), b"7");
+        assert_eq!(decimal(599, &mut digits), b"599");
+        assert_eq!(decimal(u32::MAX, &mut digits), b"4294967295");
     }
 
     #[test]

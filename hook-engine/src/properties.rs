@@ -168,18 +168,8 @@ fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
     push_decimal(out, u32::from(v4.port()));
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(crate::abi::decimal(n, &mut [0u8; 10]));
 }
 
 fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
