@@ -93,35 +93,30 @@ impl RawFields {
     /// Appends the fields to `map`, leaving out those `skip` names (it is
     /// given lowercase names).
     pub fn append_to(&self, map: &mut HeaderMap, skip: impl Fn(&HeaderName) -> bool) {
-        map.reserve(self.spans.len());
-        for span in &self.spans {
-            let Ok(name) = HeaderName::from_bytes(self.slice(span.name)) else {
+        map.reserve(self.spans.len() + self.added.len());
+        // The head's values are slices of its bytes (no copy); added ones are copied.
+        let head = self.spans.iter().map(|span| {
+            let (start, len) = span.value;
+            let value = self.bytes.slice(start as usize..(start + len) as usize);
+            (self.slice(span.name), value)
+        });
+        let added = self
+            .added
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), Bytes::copy_from_slice(value)));
+        for (name, value) in head.chain(added) {
+            let Ok(name) = HeaderName::from_bytes(name) else {
                 continue;
             };
             if skip(&name) {
                 continue;
             }
-            let (start, len) = span.value;
-            let value = self.bytes.slice(start as usize..(start + len) as usize);
             if let Ok(value) = HeaderValue::from_maybe_shared(value) {
                 map.append(name, value);
             }
         }
-        for (name, value) in &self.added {
-            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
-            };
-            if skip(&name) {
-                continue;
-            }
-            if let Ok(value) = HeaderValue::from_bytes(value) {
-                map.append(name, value);
-            }
-        }
     }
-}
 
-impl RawFields {
     /// The fields a proxy passes on (end to end): every one except the
     /// hop-by-hop fields and those the `Connection` fields name.
     pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {

@@ -510,12 +510,10 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let (spec, engine) = match runnable(host, hook, metrics) {
-        Runnable::Run(spec, engine) => (spec, engine),
-        Runnable::Skip(answer) => return skipped(req, answer),
+    let (mut session, head, body, mut parts) = match open(host, hook, metrics, &caller, req) {
+        Ok(opened) => opened,
+        Err(skipped) => return *skipped,
     };
-    let (head, body) = req.into_parts();
-    let mut parts = request_parts(&head);
     let body = if hook.callbacks().request_body && !body.is_end_stream() {
         match collect_bounded(body, host.max_body_bytes()).await {
             Ok(bytes) => {
@@ -543,14 +541,9 @@ where
     } else {
         Ok(body)
     };
-    let session = engine.session(spec, request_context(hook, &caller, &head));
-    let (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
-    let run = HookRun {
-        session,
-        hook: hook.clone(),
-        metrics: metrics.clone(),
-    };
-    run.request_step(head, parts, body, outcome, rebuild)
+    let outcome;
+    (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
+    HookRun::new(session, hook, metrics).request_step(head, parts, body, outcome, rebuild)
 }
 
 /// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
@@ -563,56 +556,46 @@ pub fn request_phase_now<B>(
     req: Request<B>,
     rebuild: impl FnOnce(Bytes) -> B,
 ) -> RequestStep<B> {
-    let (spec, engine) = match runnable(host, hook, metrics) {
-        Runnable::Run(spec, engine) => (spec, engine),
-        Runnable::Skip(answer) => return skipped(req, answer),
+    let (mut session, head, body, mut parts) = match open(host, hook, metrics, &caller, req) {
+        Ok(opened) => opened,
+        Err(skipped) => return *skipped,
     };
-    let (head, body) = req.into_parts();
-    let mut parts = request_parts(&head);
-    let mut session = engine.session(spec, request_context(hook, &caller, &head));
     let outcome = session.on_request(&mut parts);
-    let run = HookRun {
-        session,
-        hook: hook.clone(),
-        metrics: metrics.clone(),
-    };
-    run.request_step(head, parts, Ok(body), outcome, rebuild)
+    HookRun::new(session, hook, metrics).request_step(head, parts, Ok(body), outcome, rebuild)
 }
 
-/// The engine and the hook's spec, or (the hook cannot run) the failure answer its
-/// policy gives.
-fn runnable<'a>(
-    host: &'a HookHost,
-    hook: &'a CompiledHook,
+/// A request phase ready to run (see [`open`]).
+type Opened<B> = (HookSession, http::request::Parts, B, RequestParts);
+
+/// Opens the request phase of `hook` on `req` (both ways of running it start here):
+/// the session, nothing run yet, the request's head and body, and the parts the
+/// guest will see. When the hook cannot run (module missing or invalid, engine
+/// down): the step its policy gives, its failure answer or the request forwarded
+/// untouched (boxed: the rare way).
+fn open<B>(
+    host: &HookHost,
+    hook: &CompiledHook,
     metrics: &WorkerMetrics,
-) -> Runnable<'a> {
-    let spec = match &hook.runnable {
-        Ok(spec) => spec,
+    caller: &Caller<'_>,
+    req: Request<B>,
+) -> Result<Opened<B>, Box<RequestStep<B>>> {
+    let engine = match &hook.runnable {
+        Ok(spec) => host.engine().map(|engine| (spec, engine)),
+        Err(reason) => Err(format!("hook {} cannot run: {reason}", hook.id)),
+    };
+    let (spec, engine) = match engine {
+        Ok(runnable) => runnable,
         Err(reason) => {
-            let reason = format!("hook {} cannot run: {reason}", hook.id);
-            return Runnable::Skip(unrunnable(hook, metrics, &reason));
+            return Err(Box::new(match unrunnable(hook, metrics, &reason) {
+                Some(answer) => RequestStep::Answer(answer),
+                None => RequestStep::Forward(req, None),
+            }))
         }
     };
-    match host.engine() {
-        Ok(engine) => Runnable::Run(spec, engine),
-        Err(reason) => Runnable::Skip(unrunnable(hook, metrics, &reason)),
-    }
-}
-
-/// Whether a hook can run (see [`runnable`]).
-enum Runnable<'a> {
-    Run(&'a HookSpec, &'a HookEngine),
-    /// It cannot: the answer its policy gives, `None` for fail-open.
-    Skip(Option<Response<Bytes>>),
-}
-
-/// The step for a hook that could not run: its failure answer, or the request
-/// forwarded untouched (fail-open).
-fn skipped<B>(req: Request<B>, answer: Option<Response<Bytes>>) -> RequestStep<B> {
-    match answer {
-        Some(answer) => RequestStep::Answer(answer),
-        None => RequestStep::Forward(req, None),
-    }
+    let (head, body) = req.into_parts();
+    let parts = request_parts(&head);
+    let session = engine.session(spec, request_context(hook, caller, &head));
+    Ok((session, head, body, parts))
 }
 
 /// What the guest learns about the request beyond its head.
@@ -635,6 +618,14 @@ fn request_context(
 }
 
 impl HookRun {
+    fn new(session: HookSession, hook: &Arc<CompiledHook>, metrics: &Arc<WorkerMetrics>) -> Self {
+        Self {
+            session,
+            hook: hook.clone(),
+            metrics: metrics.clone(),
+        }
+    }
+
     /// Turns the request phase's outcome into the step the proxy takes: the edited
     /// request (with this run kept for the response phase when the guest has one),
     /// or the answer.
@@ -648,7 +639,7 @@ impl HookRun {
     ) -> RequestStep<B> {
         let (hook, metrics) = (&self.hook, &self.metrics);
         match outcome {
-            HookOutcome::Continue(mut changes) => {
+            HookOutcome::Continue(changes) => {
                 metrics.hook(HookResult::Continue);
                 if !changes.is_empty() {
                     apply_request(&mut head, &parts, &changes);
@@ -661,7 +652,6 @@ impl HookRun {
                 if changes.body_replaced {
                     head.headers.remove(header::CONTENT_LENGTH);
                 }
-                recycle_request(parts, Some(&mut changes));
                 let keep = if hook.callbacks().response_phase() {
                     Some(Box::new(self))
                 } else {
@@ -672,13 +662,11 @@ impl HookRun {
             }
             HookOutcome::LocalResponse(local) => {
                 metrics.hook(HookResult::Respond);
-                recycle_request(parts, None);
                 self.finish();
                 RequestStep::Answer(local_response(local))
             }
             HookOutcome::Failed(failure) => {
                 metrics.hook(HookResult::Failed(failure.kind));
-                recycle_request(parts, None);
                 let fail_open = failure.policy == FailurePolicy::FailOpen;
                 if fail_open {
                     metrics.hook_fail_open();
@@ -767,12 +755,11 @@ impl HookRun {
         self: Box<Self>,
         mut head: http::response::Parts,
         mut raw: Option<RawFields>,
-        mut parts: ResponseParts,
+        parts: ResponseParts,
         body: Result<B, Bytes>,
         outcome: HookOutcome,
         rebuild: impl FnOnce(Bytes) -> B,
     ) -> ResponseStep<B> {
-        recycle(&mut parts.headers, None);
         let result = match outcome {
             HookOutcome::Continue(mut changes) => {
                 self.metrics.hook(HookResult::Continue);
@@ -787,7 +774,6 @@ impl HookRun {
                     Some(raw) => raw.add(std::mem::take(&mut changes.added_headers)),
                     None => edit_headers(&mut head.headers, &changes),
                 }
-                recycle(&mut parts.trailers, Some(&mut changes));
                 let body = match body {
                     Ok(stream) => stream,
                     Err(original) => {
@@ -902,109 +888,53 @@ fn request_parts(head: &http::request::Parts) -> RequestParts {
         .map(|a| a.as_str())
         .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
-    let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
-    with_spare(|spare| {
-        let mut parts = spare.request.take().unwrap_or_default();
-        for (field, text) in [
-            (&mut parts.method, head.method.as_str()),
-            (&mut parts.path, path),
-            (&mut parts.authority, authority),
-            (&mut parts.scheme, "http"),
-        ] {
-            field.clear();
-            field.push_str(text);
-        }
-        parts.headers.reserve(head.headers.len());
-        for (name, value) in &head.headers {
-            let entry = spare.entry(name.as_str().as_bytes(), value.as_bytes());
-            parts.headers.push(entry);
-        }
-        parts
-    })
+    RequestParts {
+        method: head.method.as_str().to_string(),
+        path: head
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string(),
+        authority: authority.to_string(),
+        scheme: "http".to_string(),
+        headers: head
+            .headers
+            .iter()
+            .map(|(name, value)| header_entry(name.as_str().as_bytes(), value.as_bytes()))
+            .collect(),
+        body: None,
+        trailers: Vec::new(),
+    }
 }
 
 /// The response as the guest sees it: the upstream's raw fields (those not in the
-/// map yet, lowercased) first, then the map's.
+/// map yet) first, then the map's.
 fn response_parts(head: &http::response::Parts, raw: Option<&RawFields>) -> ResponseParts {
-    with_spare(|spare| {
-        let mut headers = Vec::with_capacity(raw.map_or(0, RawFields::len) + head.headers.len());
-        if let Some(raw) = raw {
-            for (name, value) in raw.end_to_end() {
-                headers.push(spare.entry(name, value));
-            }
-        }
-        for (name, value) in &head.headers {
-            headers.push(spare.entry(name.as_str().as_bytes(), value.as_bytes()));
-        }
-        ResponseParts {
-            status: head.status.as_u16(),
-            headers,
-            body: None,
-            trailers: Vec::new(),
-        }
-    })
-}
-
-/// Header entries (name and value buffers) each worker keeps for the next request's
-/// parts: showing a guest a header would otherwise cost two allocations, and a
-/// hooked request shows it every header twice (request and response).
-const SPARE_ENTRIES: usize = 64;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
-}
-
-#[derive(Default)]
-struct Spare {
-    entries: Vec<(String, Vec<u8>)>,
-    /// A finished request's parts, for their strings' buffers.
-    request: Option<RequestParts>,
-}
-
-fn with_spare<R>(f: impl FnOnce(&mut Spare) -> R) -> R {
-    SPARE.with(|spare| f(&mut spare.borrow_mut()))
-}
-
-impl Spare {
-    /// A header entry for the engine (lowercase name) in kept buffers when there are.
-    fn entry(&mut self, name: &[u8], value: &[u8]) -> (String, Vec<u8>) {
-        let (mut n, mut v) = self.entries.pop().unwrap_or_default();
-        n.clear();
-        match std::str::from_utf8(name) {
-            Ok(text) => n.push_str(text),
-            // Parsed names are tokens (ASCII); anything else is replaced.
-            Err(_) => n.push_str(&String::from_utf8_lossy(name)),
-        }
-        n.make_ascii_lowercase();
-        v.clear();
-        v.extend_from_slice(value);
-        (n, v)
-    }
-
-    /// Keeps the entries of `list` (up to [`SPARE_ENTRIES`]), leaving it empty.
-    fn keep(&mut self, list: &mut Vec<(String, Vec<u8>)>) {
-        let room = SPARE_ENTRIES.saturating_sub(self.entries.len());
-        self.entries.extend(list.drain(..).take(room));
+    let raw_fields = raw.into_iter().flat_map(RawFields::end_to_end);
+    let map_fields = head
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+    ResponseParts {
+        status: head.status.as_u16(),
+        headers: raw_fields
+            .chain(map_fields)
+            .map(|(name, value)| header_entry(name, value))
+            .collect(),
+        body: None,
+        trailers: Vec::new(),
     }
 }
 
-/// Hands a finished phase's buffers to the worker's [`Spare`].
-fn recycle(headers: &mut Vec<(String, Vec<u8>)>, changes: Option<&mut hook_engine::Changes>) {
-    with_spare(|spare| {
-        spare.keep(headers);
-        if let Some(changes) = changes {
-            spare.keep(&mut changes.added_headers);
-            spare.keep(&mut changes.removed_headers);
-        }
-    });
-}
-
-/// Keeps a finished request's parts for the next one (see [`Spare`]).
-fn recycle_request(mut parts: RequestParts, changes: Option<&mut hook_engine::Changes>) {
-    recycle(&mut parts.headers, changes);
-    recycle(&mut parts.trailers, None);
-    parts.body = None;
-    with_spare(|spare| spare.request = Some(parts));
+/// A header in the engine's form: lowercase name. Parsed names are tokens (ASCII);
+/// anything else would be replaced.
+fn header_entry(name: &[u8], value: &[u8]) -> (String, Vec<u8>) {
+    let mut name = match std::str::from_utf8(name) {
+        Ok(text) => text.to_string(),
+        Err(_) => String::from_utf8_lossy(name).into_owned(),
+    };
+    name.make_ascii_lowercase();
+    (name, value.to_vec())
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -1205,7 +1135,7 @@ mod tests {
     }
 
     #[test]
-    fn parts_built_in_recycled_buffers_hold_only_this_requests_values() {
+    fn parts_hold_this_requests_values_with_lowercase_names() {
         let head = |uri: &str, headers: &[(&str, &str)]| {
             let mut req = Request::builder().method("POST").uri(uri);
             for (k, v) in headers {
@@ -1218,7 +1148,6 @@ mod tests {
             &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
         ));
         assert_eq!(first.authority, "first.test");
-        recycle_request(first, None);
         let second = request_parts(&head("/b", &[("Host", "b.test"), ("X-Cased", "v")]));
         assert_eq!(
             (second.method.as_str(), second.path.as_str()),

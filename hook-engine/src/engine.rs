@@ -293,17 +293,13 @@ impl HookSession {
             return failure;
         }
         let ticks = self.engine.ticker.ticks_for(self.timeout);
-        let (changes, local, result) = match self.run_inner(ticks, parts) {
-            Ok(ran) => ran,
-            Err(failure) => (Changes::default(), None, Err(failure)),
-        };
-        match (result, local) {
-            (Err(failure), _) => {
+        match self.run_inner(ticks, parts) {
+            Err(failure) => {
                 self.discard();
                 self.failed(failure)
             }
-            (Ok(()), Some(response)) => HookOutcome::LocalResponse(response),
-            (Ok(()), None) => HookOutcome::Continue(changes),
+            Ok((_, Some(response))) => HookOutcome::LocalResponse(response),
+            Ok((changes, None)) => HookOutcome::Continue(changes),
         }
     }
 
@@ -332,17 +328,18 @@ impl HookSession {
 
     /// Loads the parts into the instance's call data, runs the phase's callbacks and
     /// moves the parts back (with the guest's edits when it continued), all while the
-    /// instance is held. The outer error: the instance could not be checked out (the
-    /// parts never moved).
+    /// instance is held. Returns the edits and the guest's local response, if any; an
+    /// error when the instance could not be checked out (the parts never moved) or the
+    /// call failed (the parts came back unedited).
     ///
     /// The call data stays in the store between phases, so its vectors keep their
-    /// capacity and nothing of its size is moved per call.
-    #[allow(clippy::type_complexity)]
+    /// capacity and nothing of its size is moved per call; it is cleared when the phase
+    /// ends, so nothing of a request stays readable in the instance (by a tick, say).
     fn run_inner<P: PhaseParts>(
         &mut self,
         ticks: u64,
         parts: &mut P,
-    ) -> Result<(Changes, Option<LocalResponse>, Result<(), CallFailure>), CallFailure> {
+    ) -> Result<(Changes, Option<LocalResponse>), CallFailure> {
         self.checkout(ticks)?;
         let existing = self.http_context;
         let mut held = match &mut self.lease {
@@ -353,7 +350,6 @@ impl HookSession {
         let instance = held.instance();
         instance.set_deadline(ticks);
         let call = &mut instance.store.data_mut().call;
-        call.start_phase();
         std::mem::swap(&mut call.context, &mut self.context);
         let (headers, body, trailers) = parts.load(call);
         let ran = match existing {
@@ -371,9 +367,10 @@ impl HookSession {
         std::mem::swap(&mut call.context, &mut self.context);
         let local = call.local_response.take();
         let changes = parts.restore(call, ran.is_ok() && local.is_none());
+        call.end_phase();
         drop(held);
-        let result = ran.map(|id| self.http_context = Some(id));
-        Ok((changes, local, result))
+        self.http_context = Some(ran?);
+        Ok((changes, local))
     }
 
     /// Makes sure the session has an instance: its own, the thread's shared one (started
@@ -496,7 +493,6 @@ impl HookSession {
                 }
                 // Only once: a released session has no instance left to give back.
                 if std::mem::take(&mut self.pooled) {
-                    instance.store.data_mut().call.start_phase();
                     self.engine.pool.give_back(self.key.clone(), instance);
                 }
             }
@@ -890,7 +886,7 @@ mod tests {
         };
         let mut call = CallData::default();
         for _ in 0..2 {
-            call.start_phase();
+            call.end_phase();
             parts.load(&mut call);
             assert_eq!(call.response_headers[0], h(":status", "200"));
             call.remove_header(MapType::ResponseHeaders, b"server");

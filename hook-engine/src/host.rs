@@ -559,9 +559,8 @@ fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32)
     let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
     let mut value = std::mem::take(&mut c.data_mut().scratch);
     value.clear();
-    let found = {
-        let (guest, state) = memory.data_and_store_mut(&mut *c);
-        let raw = guest_slice(guest, ptr, len)?;
+    let (guest, state) = memory.data_and_store_mut(&mut *c);
+    let found = guest_slice(guest, ptr, len).map(|raw| {
         let mut segments = properties::Segments::default();
         match std::str::from_utf8(raw) {
             Ok(text) if segments.split(text) => {
@@ -574,11 +573,11 @@ fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32)
                 properties::resolve_into(state, &path, &mut value)
             }
         }
-    };
-    let result = if found {
-        return_bytes(c, &value, ptr_out, len_out)
-    } else {
-        Err(Status::NotFound.into())
+    });
+    let result = match found {
+        Ok(true) => return_bytes(c, &value, ptr_out, len_out),
+        Ok(false) => Err(Status::NotFound.into()),
+        Err(fault) => Err(fault),
     };
     c.data_mut().scratch = value;
     result

@@ -127,9 +127,9 @@ impl Edits {
 }
 
 impl CallData {
-    /// Clears what a phase leaves behind before the next one, keeping the
-    /// allocations (the data stays in its store from call to call).
-    pub fn start_phase(&mut self) {
+    /// Clears what a phase leaves behind, keeping the allocations (the data stays in
+    /// its store from call to call).
+    pub fn end_phase(&mut self) {
         for map in [
             &mut self.request_headers,
             &mut self.request_trailers,
