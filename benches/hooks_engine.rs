@@ -36,11 +36,13 @@ const ADD_HEADER: &str =
 
 fn request() -> RequestParts {
     let mut request = RequestParts::new("GET", "/api/items?page=2", "app.example.test");
-    request.headers = vec![
-        ("user-agent".to_string(), b"bench/1.0".to_vec()),
-        ("accept".to_string(), b"*/*".to_vec()),
-        ("x-request-id".to_string(), b"0123456789abcdef".to_vec()),
-    ];
+    request.headers = [
+        ("user-agent", "bench/1.0"),
+        ("accept", "*/*"),
+        ("x-request-id", "0123456789abcdef"),
+    ]
+    .into_iter()
+    .collect();
     request
 }
 

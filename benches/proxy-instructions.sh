@@ -10,6 +10,8 @@
 #   benches/proxy-instructions.sh
 #   HOODY_BIN=path/to/hoody-api N1=1000 N2=3000 benches/proxy-instructions.sh
 #   HOOK=1 benches/proxy-instructions.sh   # hoody without and with a hook
+#   KEEP=/tmp/cg benches/proxy-instructions.sh   # keep the callgrind files
+#     (one per thread) for callgrind_annotate
 #
 # HOOK=1 compares hoody with itself: the plain route against one running the
 # hooks-sdk `add_header` example (issue 6's load case), instead of nginx. The
@@ -111,6 +113,7 @@ measure() {
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   local files=("$out"-*)
+  if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "${files[@]}" "$KEEP/"; fi
   if grep -lq run_worker "${files[@]}"; then
     mapfile -t files < <(grep -l run_worker "${files[@]}")
   fi

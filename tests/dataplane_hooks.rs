@@ -214,21 +214,30 @@ fn official_proxy_wasm_and_assemblyscript_guests_run_unchanged() {
 }
 
 /// A proxy-wasm guest in WAT; each field is the body of one callback. Memory: 16
-/// "x-wat", 32 "yes", 48 "denied", 64 "ticks" (a metric name; its id goes to 80).
+/// "x-wat", 32 "yes", 48 "denied", 64 "ticks" (a metric name; its id goes to 80),
+/// 96 "rewritten!". `proxy_on_response_body` is exported only when given.
 #[derive(Default)]
 struct Wat {
     configure: &'static str,
     request_headers: &'static str,
     request_body: &'static str,
     response_headers: &'static str,
+    response_body: &'static str,
     done: &'static str,
     tick: &'static str,
 }
 
 const ADD_HEADER: &str =
     "(drop (call $add (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 3)))";
+const ADD_RESPONSE_HEADER: &str =
+    "(drop (call $add (i32.const 2) (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 3)))";
 const LOOP_FOREVER: &str = "(loop $spin (br $spin))";
 const TRAP: &str = "unreachable";
+/// Replaces the whole buffered request (0) or response (1) body with "rewritten!".
+const REWRITE_REQUEST_BODY: &str =
+    "(drop (call $set_buffer (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 96) (i32.const 10)))";
+const REWRITE_RESPONSE_BODY: &str =
+    "(drop (call $set_buffer (i32.const 1) (i32.const 0) (i32.const -1) (i32.const 96) (i32.const 10)))";
 /// Grows memory a page at a time until refused, then answers 507 when the memory stayed
 /// within 32 MiB (512 pages) and 500 otherwise.
 const GROW_UNTIL_REFUSED: &str = r#"(block $full (loop $more
@@ -240,6 +249,14 @@ const GROW_UNTIL_REFUSED: &str = r#"(block $full (loop $more
 
 impl Wat {
     fn text(&self) -> String {
+        let response_body = if self.response_body.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#"(func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) {} (i32.const 0))"#,
+                self.response_body
+            )
+        };
         format!(
             r#"(module
   (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
@@ -247,6 +264,7 @@ impl Wat {
   (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
   (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+  (import "env" "proxy_set_buffer_bytes" (func $set_buffer (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (func (export "malloc") (param $n i32) (result i32)
@@ -260,17 +278,20 @@ impl Wat {
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {} (i32.const 0))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) {} (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) {} (i32.const 0))
+  {}
   (func (export "proxy_on_done") (param i32) (result i32) {} (i32.const 1))
   (func (export "proxy_on_tick") (param i32) {})
   (data (i32.const 16) "x-wat")
   (data (i32.const 32) "yes")
   (data (i32.const 48) "denied")
   (data (i32.const 64) "ticks")
+  (data (i32.const 96) "rewritten!")
 )"#,
             self.configure,
             self.request_headers,
             self.request_body,
             self.response_headers,
+            response_body,
             self.done,
             self.tick
         )
@@ -362,6 +383,46 @@ fn an_endless_loop_is_stopped_at_its_timeout_while_other_requests_flow() {
         metrics.contains("hoody_proxy_hook_runs_total{result=\"timeout\"} 4"),
         "{metrics}"
     );
+}
+
+#[test]
+fn guests_rewrite_buffered_bodies_both_ways() {
+    let backend = Backend::start("app");
+    let dir = scratch_dir("hook-bodies");
+    let routes = vec![
+        wat_route(
+            &dir,
+            "request-body.test",
+            &backend,
+            Wat {
+                request_body: REWRITE_REQUEST_BODY,
+                ..Wat::default()
+            },
+            json!({}),
+        ),
+        wat_route(
+            &dir,
+            "response-body.test",
+            &backend,
+            Wat {
+                response_headers: ADD_RESPONSE_HEADER,
+                response_body: REWRITE_RESPONSE_BODY,
+                ..Wat::default()
+            },
+            json!({}),
+        ),
+    ];
+    let proxy = start_in(&dir, routes);
+    // The upstream gets the guest's body, framed by its own length.
+    let (status, text) = post(proxy.addr, "request-body.test", "/", "payload");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(echoed(&text)["body_len"], 10, "{text}");
+    // The client gets the guest's body, and the header it added alongside.
+    let (status, text) = post(proxy.addr, "response-body.test", "/", "payload");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("\r\n\r\nrewritten!"), "{text}");
+    assert_eq!(header_line(&text, "content-length"), Some("10"), "{text}");
+    assert_eq!(header_line(&text, "x-wat"), Some("yes"), "{text}");
 }
 
 #[test]

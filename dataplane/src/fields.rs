@@ -13,6 +13,7 @@
 //! `HeaderValue`s.
 
 use bytes::Bytes;
+use hook_engine::HeaderList;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Where one field is in the head: name and value as `(start, len)`.
@@ -31,7 +32,17 @@ pub struct RawFields {
     names_fields: bool,
     /// Fields added after those of the head (a hook's additions to the response),
     /// written after them: checked names and values, lowercase names.
-    added: Vec<(String, Vec<u8>)>,
+    added: HeaderList,
+}
+
+/// A hook's additions go back to the engine's spare lists when the response is done
+/// with, for the next phases' edits on this thread (see [`HeaderList::recycle`]).
+impl Drop for RawFields {
+    fn drop(&mut self) {
+        if !self.added.is_empty() {
+            std::mem::take(&mut self.added).recycle();
+        }
+    }
 }
 
 impl RawFields {
@@ -74,13 +85,17 @@ impl RawFields {
         self.spans
             .iter()
             .map(|s| (self.slice(s.name), self.slice(s.value)))
-            .chain(self.added.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())))
+            .chain(self.added.iter())
     }
 
     /// Adds fields after the head's. The caller vouches for them: valid field
     /// names and values, as a hook engine admits them.
-    pub fn add(&mut self, fields: impl IntoIterator<Item = (String, Vec<u8>)>) {
-        self.added.extend(fields);
+    pub fn add(&mut self, fields: HeaderList) {
+        if self.added.is_empty() {
+            self.added = fields;
+        } else {
+            self.added.extend_from(&fields);
+        }
     }
 
     /// The values of the fields named `name` (ASCII case-insensitive).
@@ -103,7 +118,7 @@ impl RawFields {
         let added = self
             .added
             .iter()
-            .map(|(name, value)| (name.as_bytes(), Bytes::copy_from_slice(value)));
+            .map(|(name, value)| (name, Bytes::copy_from_slice(value)));
         for (name, value) in head.chain(added) {
             let Ok(name) = HeaderName::from_bytes(name) else {
                 continue;
@@ -176,7 +191,7 @@ impl FieldSpans {
     pub fn finish(self, bytes: Bytes) -> RawFields {
         debug_assert_eq!(bytes.as_ptr() as usize, self.base);
         RawFields {
-            added: Vec::new(),
+            added: HeaderList::new(),
             bytes,
             spans: self.spans,
             names_fields: self.names_fields,
@@ -233,7 +248,7 @@ mod tests {
     #[test]
     fn added_fields_come_after_the_heads_and_reach_a_map() {
         let mut f = fields(b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\n\r\n");
-        f.add([("x-hook".to_string(), b"blue".to_vec())]);
+        f.add([("x-hook", "blue")].into_iter().collect());
         let all: Vec<(&[u8], &[u8])> = f.iter().collect();
         assert_eq!(
             all,

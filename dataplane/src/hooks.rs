@@ -19,6 +19,7 @@
 //! This module is the only place that translates between hyper's types and the engine's;
 //! `hook-engine` knows nothing of HTTP libraries.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,9 +28,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hook_engine::{
-    Callbacks, CompiledModule, EngineConfig, FailureKind, FailurePolicy, HookEngine, HookLimits,
-    HookOutcome, HookSession, HookSpec, LocalResponse, LogLevel, LogRecord, RequestContext,
-    RequestParts, ResponseParts,
+    Callbacks, CompiledModule, EngineConfig, FailureKind, FailurePolicy, HeaderList, HookEngine,
+    HookLimits, HookOutcome, HookSession, HookSpec, LocalResponse, LogLevel, LogRecord,
+    RequestContext, RequestParts, ResponseParts,
 };
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -476,49 +477,65 @@ pub struct HookRun {
     metrics: Arc<WorkerMetrics>,
 }
 
-/// The response phase's decision.
-pub enum ResponseStep<B> {
-    /// Send this response (possibly edited), with the upstream's raw fields when they
-    /// are still to be written from the bytes (see [`HookRun::response_phase`]).
-    Send(Response<B>, Option<RawFields>),
-    /// Send this instead: the guest's local response or the failure response.
-    Answer(Response<Bytes>),
-}
-
-/// The request phase's decision.
-pub enum RequestStep<B> {
-    /// Forward the (possibly edited) request; the run continues in the response phase
-    /// (boxed: a session is large, and most requests carry no run).
-    Forward(Request<B>, Option<Box<HookRun>>),
+/// The request phase's decision. The request itself was edited in place.
+pub enum RequestStep {
+    /// Forward the request.
+    Forward {
+        /// The run, continued in the response phase (boxed: a session is large, and
+        /// most requests carry no run).
+        run: Option<Box<HookRun>>,
+        /// Headers the guest added, when adding was all it did to the head's fields
+        /// and none of them is one the proxy manages (see [`raw_addable`]): written
+        /// after the head's fields instead of going through its map.
+        added: Option<HeaderList>,
+    },
     /// Answer the client with this instead.
     Answer(Response<Bytes>),
 }
 
-/// Runs the request phase of `hook`, buffering the client body (bounded) when the guest
-/// reads bodies; `rebuild` makes the forwarded body from the buffered bytes. A hook that
-/// needs neither the body nor the blocking pool can run through
+impl RequestStep {
+    const UNTOUCHED: Self = RequestStep::Forward {
+        run: None,
+        added: None,
+    };
+}
+
+/// The response phase's decision.
+pub enum ResponseStep {
+    /// Send the response, edited in place; the upstream's raw fields, when still
+    /// there, are to be written from the bytes with the guest's additions after them.
+    Send,
+    /// Send this instead: the guest's local response or the failure response.
+    Answer(Response<Bytes>),
+}
+
+/// Runs the request phase of `hook` on `req`, buffering the client body (bounded)
+/// first when the guest reads bodies: `rebuild` makes a body of buffered bytes. A
+/// hook that needs neither the body nor the blocking pool can run through
 /// [`request_phase_now`] instead, without a future.
 pub async fn request_phase<B>(
     host: &HookHost,
     hook: &Arc<CompiledHook>,
     metrics: &Arc<WorkerMetrics>,
     caller: Caller<'_>,
-    req: Request<B>,
-    rebuild: impl FnOnce(Bytes) -> B,
-) -> RequestStep<B>
+    req: &mut Request<B>,
+    rebuild: impl Fn(Bytes) -> B,
+) -> RequestStep
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let (mut session, head, body, mut parts) = match open(host, hook, metrics, &caller, req) {
+    let (mut session, mut parts) = match open(host, hook, metrics, &caller, req) {
         Ok(opened) => opened,
         Err(skipped) => return *skipped,
     };
-    let body = if hook.callbacks().request_body && !body.is_end_stream() {
+    let buffered = hook.callbacks().request_body && !req.body().is_end_stream();
+    if buffered {
+        let body = std::mem::replace(req.body_mut(), rebuild(Bytes::new()));
         match collect_bounded(body, host.max_body_bytes()).await {
             Ok(bytes) => {
                 parts.body = Some(bytes.to_vec());
-                Err(bytes)
+                *req.body_mut() = rebuild(bytes);
             }
             Err(Collect::TooLarge) => {
                 metrics.hook(HookResult::Failed(FailureKind::BodyTooLarge));
@@ -538,12 +555,11 @@ where
                 ));
             }
         }
-    } else {
-        Ok(body)
-    };
+    }
     let outcome;
     (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
-    HookRun::new(session, hook, metrics).request_step(head, parts, body, outcome, rebuild)
+    let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
+    HookRun::new(session, hook, metrics).request_step(req, parts, outcome, rebuild)
 }
 
 /// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
@@ -553,32 +569,27 @@ pub fn request_phase_now<B>(
     hook: &Arc<CompiledHook>,
     metrics: &Arc<WorkerMetrics>,
     caller: Caller<'_>,
-    req: Request<B>,
-    rebuild: impl FnOnce(Bytes) -> B,
-) -> RequestStep<B> {
-    let (mut session, head, body, mut parts) = match open(host, hook, metrics, &caller, req) {
+    req: &mut Request<B>,
+) -> RequestStep {
+    let (mut session, mut parts) = match open(host, hook, metrics, &caller, req) {
         Ok(opened) => opened,
         Err(skipped) => return *skipped,
     };
     let outcome = session.on_request(&mut parts);
-    HookRun::new(session, hook, metrics).request_step(head, parts, Ok(body), outcome, rebuild)
+    HookRun::new(session, hook, metrics).request_step(req, parts, outcome, None)
 }
 
-/// A request phase ready to run (see [`open`]).
-type Opened<B> = (HookSession, http::request::Parts, B, RequestParts);
-
 /// Opens the request phase of `hook` on `req` (both ways of running it start here):
-/// the session, nothing run yet, the request's head and body, and the parts the
-/// guest will see. When the hook cannot run (module missing or invalid, engine
-/// down): the step its policy gives, its failure answer or the request forwarded
-/// untouched (boxed: the rare way).
+/// the session, nothing run yet, and the parts the guest will see. When the hook
+/// cannot run (module missing or invalid, engine down): the step its policy gives,
+/// its failure answer or the request forwarded untouched (boxed: the rare way).
 fn open<B>(
     host: &HookHost,
     hook: &CompiledHook,
     metrics: &WorkerMetrics,
     caller: &Caller<'_>,
-    req: Request<B>,
-) -> Result<Opened<B>, Box<RequestStep<B>>> {
+    req: &Request<B>,
+) -> Result<(HookSession, RequestParts), Box<RequestStep>> {
     let engine = match &hook.runnable {
         Ok(spec) => host.engine().map(|engine| (spec, engine)),
         Err(reason) => Err(format!("hook {} cannot run: {reason}", hook.id)),
@@ -588,32 +599,24 @@ fn open<B>(
         Err(reason) => {
             return Err(Box::new(match unrunnable(hook, metrics, &reason) {
                 Some(answer) => RequestStep::Answer(answer),
-                None => RequestStep::Forward(req, None),
+                None => RequestStep::UNTOUCHED,
             }))
         }
     };
-    let (head, body) = req.into_parts();
-    let parts = request_parts(&head);
-    let session = engine.session(spec, request_context(hook, caller, &head));
-    Ok((session, head, body, parts))
+    let parts = request_parts(req);
+    let session = engine.session(spec, request_context(hook, caller));
+    Ok((session, parts))
 }
 
-/// What the guest learns about the request beyond its head.
-fn request_context(
-    hook: &CompiledHook,
-    caller: &Caller<'_>,
-    head: &http::request::Parts,
-) -> RequestContext {
+/// What the guest learns about the request beyond its head (`request.id` is the
+/// request's `x-request-id`, which the engine reads from the headers itself).
+fn request_context(hook: &CompiledHook, caller: &Caller<'_>) -> RequestContext {
     RequestContext {
         container_id: hook.unit.clone(),
         source: Some(caller.client),
         destination: None,
         matched_group: caller.group.map(str::to_string),
-        request_id: head
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        request_id: None,
     }
 }
 
@@ -626,39 +629,39 @@ impl HookRun {
         }
     }
 
-    /// Turns the request phase's outcome into the step the proxy takes: the edited
-    /// request (with this run kept for the response phase when the guest has one),
-    /// or the answer.
+    /// Turns the request phase's outcome into the step the proxy takes: the guest's
+    /// edits written into `req` (with this run kept for the response phase when the
+    /// guest has one), or the answer. `rebuild` is there when the body was buffered
+    /// (and so may be replaced).
     fn request_step<B>(
         self,
-        mut head: http::request::Parts,
+        req: &mut Request<B>,
         mut parts: RequestParts,
-        body: Result<B, Bytes>,
         outcome: HookOutcome,
-        rebuild: impl FnOnce(Bytes) -> B,
-    ) -> RequestStep<B> {
+        rebuild: Option<&dyn Fn(Bytes) -> B>,
+    ) -> RequestStep {
         let (hook, metrics) = (&self.hook, &self.metrics);
-        match outcome {
-            HookOutcome::Continue(changes) => {
+        let step = match outcome {
+            HookOutcome::Continue(mut changes) => {
                 metrics.hook(HookResult::Continue);
-                if !changes.is_empty() {
-                    apply_request(&mut head, &parts, &changes);
-                }
-                let replaced = parts.body.take().filter(|_| changes.body_replaced);
-                let body = match body {
-                    Ok(stream) => stream,
-                    Err(original) => rebuild(replaced.map(Bytes::from).unwrap_or(original)),
+                let added = if changes.is_empty() {
+                    None
+                } else {
+                    apply_request(req, &parts, &mut changes)
                 };
-                if changes.body_replaced {
-                    head.headers.remove(header::CONTENT_LENGTH);
+                let replaced = parts.body.take().filter(|_| changes.body_replaced);
+                if let (Some(rebuild), Some(body)) = (rebuild, replaced) {
+                    *req.body_mut() = rebuild(Bytes::from(body));
+                    req.headers_mut().remove(header::CONTENT_LENGTH);
                 }
-                let keep = if hook.callbacks().response_phase() {
+                changes.recycle();
+                let run = if hook.callbacks().response_phase() {
                     Some(Box::new(self))
                 } else {
                     self.finish();
                     None
                 };
-                RequestStep::Forward(Request::from_parts(head, body), keep)
+                RequestStep::Forward { run, added }
             }
             HookOutcome::LocalResponse(local) => {
                 metrics.hook(HookResult::Respond);
@@ -673,45 +676,46 @@ impl HookRun {
                 }
                 self.finish();
                 if fail_open {
-                    let body = match body {
-                        Ok(stream) => stream,
-                        Err(original) => rebuild(original),
-                    };
-                    return RequestStep::Forward(Request::from_parts(head, body), None);
+                    RequestStep::UNTOUCHED
+                } else {
+                    RequestStep::Answer(local_response(failure.response))
                 }
-                RequestStep::Answer(local_response(failure.response))
             }
-        }
+        };
+        recycle_request(parts);
+        step
     }
 
-    /// Runs the response phase on the upstream's response head (and body, bounded, when
-    /// the guest reads it). `raw` are the upstream's fields not yet in the head's map
-    /// (the guest sees them first, as the client would).
+    /// Runs the response phase on the upstream's response (its body buffered, bounded,
+    /// first when the guest reads it; `rebuild` makes a body of buffered bytes). `raw`
+    /// are the upstream's fields not yet in the head's map (the guest sees them first,
+    /// as the client would).
     ///
-    /// Returns the response to send: edited, replaced by the guest's local response, or
-    /// by the failure response (fail-closed). An edited response comes with `raw` back
-    /// when the guest removed none of its fields and the body still streams: its
-    /// additions are in the map, written after the raw fields, and building a map of
-    /// the upstream's fields (a name parse, hash and insert each) is saved. Otherwise
-    /// the fields are in the map.
+    /// The response is edited in place unless the step is an answer (the guest's
+    /// local response, or the failure response when failing closed). When the guest
+    /// removed none of the upstream's fields and the body still streams, `raw` stays:
+    /// the guest's additions go after its fields, and building a map of the
+    /// upstream's fields (a name parse, hash and insert each) is saved. Otherwise the
+    /// fields move into the map.
     pub async fn response_phase<B>(
         mut self: Box<Self>,
         host: &HookHost,
-        resp: Response<B>,
-        raw: Option<RawFields>,
-        rebuild: impl FnOnce(Bytes) -> B,
-    ) -> ResponseStep<B>
+        resp: &mut Response<B>,
+        raw: &mut Option<RawFields>,
+        rebuild: impl Fn(Bytes) -> B,
+    ) -> ResponseStep
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let (head, body) = resp.into_parts();
-        let mut parts = response_parts(&head, raw.as_ref());
-        let body = if self.hook.callbacks().response_body && !body.is_end_stream() {
+        let mut parts = response_parts(resp, raw.as_ref());
+        let buffered = self.hook.callbacks().response_body && !resp.body().is_end_stream();
+        if buffered {
+            let body = std::mem::replace(resp.body_mut(), rebuild(Bytes::new()));
             match collect_bounded(body, host.max_body_bytes()).await {
                 Ok(bytes) => {
                     parts.body = Some(bytes.to_vec());
-                    Err(bytes)
+                    *resp.body_mut() = rebuild(bytes);
                 }
                 Err(_) => {
                     self.metrics
@@ -725,70 +729,60 @@ impl HookRun {
                     ));
                 }
             }
-        } else {
-            Ok(body)
-        };
+        }
         let inline = self.hook.inline;
         let session = self.session;
         let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
         self.session = session;
-        self.response_step(head, raw, parts, body, outcome, rebuild)
+        let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
+        self.response_step(resp, raw, parts, outcome, rebuild)
     }
 
     /// The response phase of a hook that [`CompiledHook::runs_now`] (see
     /// [`request_phase_now`]); answers as [`HookRun::response_phase`].
     pub fn response_phase_now<B>(
         mut self: Box<Self>,
-        resp: Response<B>,
-        raw: Option<RawFields>,
-        rebuild: impl FnOnce(Bytes) -> B,
-    ) -> ResponseStep<B> {
-        let (head, body) = resp.into_parts();
-        let mut parts = response_parts(&head, raw.as_ref());
+        resp: &mut Response<B>,
+        raw: &mut Option<RawFields>,
+    ) -> ResponseStep {
+        let mut parts = response_parts(resp, raw.as_ref());
         let outcome = self.session.on_response(&mut parts);
-        self.response_step(head, raw, parts, Ok(body), outcome, rebuild)
+        self.response_step(resp, raw, parts, outcome, None)
     }
 
     /// Applies the response phase's outcome (see [`HookRun::response_phase`]) and ends
-    /// the run.
+    /// the run. `rebuild` is there when the body was buffered.
     fn response_step<B>(
         self: Box<Self>,
-        mut head: http::response::Parts,
-        mut raw: Option<RawFields>,
-        parts: ResponseParts,
-        body: Result<B, Bytes>,
+        resp: &mut Response<B>,
+        raw: &mut Option<RawFields>,
+        mut parts: ResponseParts,
         outcome: HookOutcome,
-        rebuild: impl FnOnce(Bytes) -> B,
-    ) -> ResponseStep<B> {
-        let result = match outcome {
+        rebuild: Option<&dyn Fn(Bytes) -> B>,
+    ) -> ResponseStep {
+        let step = match outcome {
             HookOutcome::Continue(mut changes) => {
                 self.metrics.hook(HookResult::Continue);
                 if let Some(status) = changes.status.and_then(|s| StatusCode::from_u16(s).ok()) {
-                    head.status = status;
+                    *resp.status_mut() = status;
                 }
-                if !changes.removed_headers.is_empty() || body.is_err() {
-                    materialize(&mut head.headers, raw.take());
+                // A buffered body is no longer the upstream's, which carries the raw
+                // fields: they go into the map.
+                if !changes.removed_headers.is_empty() || rebuild.is_some() {
+                    materialize(resp.headers_mut(), raw.take());
                 }
                 match raw.as_mut() {
                     // Additions alone: written after the upstream's raw fields, no map.
                     Some(raw) => raw.add(std::mem::take(&mut changes.added_headers)),
-                    None => edit_headers(&mut head.headers, &changes),
+                    None => edit_headers(resp.headers_mut(), &changes),
                 }
-                let body = match body {
-                    Ok(stream) => stream,
-                    Err(original) => {
-                        let bytes = parts
-                            .body
-                            .filter(|_| changes.body_replaced)
-                            .map(Bytes::from)
-                            .unwrap_or(original);
-                        if changes.body_replaced {
-                            head.headers.remove(header::CONTENT_LENGTH);
-                        }
-                        rebuild(bytes)
-                    }
-                };
-                ResponseStep::Send(Response::from_parts(head, body), raw)
+                let replaced = parts.body.take().filter(|_| changes.body_replaced);
+                if let (Some(rebuild), Some(body)) = (rebuild, replaced) {
+                    *resp.body_mut() = rebuild(Bytes::from(body));
+                    resp.headers_mut().remove(header::CONTENT_LENGTH);
+                }
+                changes.recycle();
+                ResponseStep::Send
             }
             HookOutcome::LocalResponse(local) => {
                 self.metrics.hook(HookResult::Respond);
@@ -798,21 +792,18 @@ impl HookRun {
                 self.metrics.hook(HookResult::Failed(failure.kind));
                 if failure.policy == FailurePolicy::FailOpen {
                     self.metrics.hook_fail_open();
-                    let body = match body {
-                        Ok(stream) => stream,
-                        Err(original) => {
-                            materialize(&mut head.headers, raw.take());
-                            rebuild(original)
-                        }
-                    };
-                    ResponseStep::Send(Response::from_parts(head, body), raw)
+                    if rebuild.is_some() {
+                        materialize(resp.headers_mut(), raw.take());
+                    }
+                    ResponseStep::Send
                 } else {
                     ResponseStep::Answer(local_response(failure.response))
                 }
             }
         };
+        recycle_response(parts);
         self.finish();
-        result
+        step
     }
 
     /// Whether the response phase can run without awaiting ([`CompiledHook::runs_now`]).
@@ -881,60 +872,63 @@ fn report(hook: &CompiledHook, log: &[LogRecord]) {
     }
 }
 
-fn request_parts(head: &http::request::Parts) -> RequestParts {
-    let authority = head
-        .uri
+thread_local! {
+    /// The parts of this worker's last finished phase, emptied and filled again by
+    /// the next one: their strings and header buffers are reused, so building a
+    /// phase's parts allocates nothing once they have grown.
+    static SPARE_REQUEST: Cell<Option<RequestParts>> = const { Cell::new(None) };
+    static SPARE_RESPONSE: Cell<Option<ResponseParts>> = const { Cell::new(None) };
+}
+
+/// The request as the guest sees it. The map's names are lowercase already.
+fn request_parts<B>(req: &Request<B>) -> RequestParts {
+    let authority = req
+        .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("");
-    RequestParts {
-        method: head.method.as_str().to_string(),
-        path: head
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string(),
-        authority: authority.to_string(),
-        scheme: "http".to_string(),
-        headers: head
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut parts = SPARE_REQUEST.take().unwrap_or_default();
+    parts.reset(req.method().as_str(), path, authority, "http");
+    for (name, value) in req.headers() {
+        parts
             .headers
-            .iter()
-            .map(|(name, value)| header_entry(name.as_str().as_bytes(), value.as_bytes()))
-            .collect(),
-        body: None,
-        trailers: Vec::new(),
+            .push(name.as_str().as_bytes(), value.as_bytes());
     }
+    parts
 }
 
 /// The response as the guest sees it: the upstream's raw fields (those not in the
-/// map yet) first, then the map's.
-fn response_parts(head: &http::response::Parts, raw: Option<&RawFields>) -> ResponseParts {
-    let raw_fields = raw.into_iter().flat_map(RawFields::end_to_end);
-    let map_fields = head
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
-    ResponseParts {
-        status: head.status.as_u16(),
-        headers: raw_fields
-            .chain(map_fields)
-            .map(|(name, value)| header_entry(name, value))
-            .collect(),
-        body: None,
-        trailers: Vec::new(),
+/// map yet, names lowercased) first, then the map's.
+fn response_parts<B>(resp: &Response<B>, raw: Option<&RawFields>) -> ResponseParts {
+    let mut parts = SPARE_RESPONSE.take().unwrap_or_default();
+    parts.reset(resp.status().as_u16());
+    for (name, value) in raw.into_iter().flat_map(RawFields::end_to_end) {
+        parts.headers.push_lowercase(name, value);
     }
+    for (name, value) in resp.headers() {
+        parts
+            .headers
+            .push(name.as_str().as_bytes(), value.as_bytes());
+    }
+    parts
 }
 
-/// A header in the engine's form: lowercase name. Parsed names are tokens (ASCII);
-/// anything else would be replaced.
-fn header_entry(name: &[u8], value: &[u8]) -> (String, Vec<u8>) {
-    let mut name = match std::str::from_utf8(name) {
-        Ok(text) => text.to_string(),
-        Err(_) => String::from_utf8_lossy(name).into_owned(),
-    };
-    name.make_ascii_lowercase();
-    (name, value.to_vec())
+/// Keeps a finished phase's parts for the next phase on this worker (see
+/// [`SPARE_REQUEST`]). A body the guest read is not kept: bodies vary too much.
+fn recycle_request(mut parts: RequestParts) {
+    parts.body = None;
+    SPARE_REQUEST.set(Some(parts));
+}
+
+fn recycle_response(mut parts: ResponseParts) {
+    parts.body = None;
+    SPARE_RESPONSE.set(Some(parts));
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -973,7 +967,7 @@ fn edit_headers(map: &mut HeaderMap, changes: &hook_engine::Changes) {
             .get_all(&name)
             .iter()
             .filter(|v| {
-                let drop = !dropped && v.as_bytes() == value.as_slice();
+                let drop = !dropped && v.as_bytes() == value;
                 dropped |= drop;
                 !drop
             })
@@ -1003,13 +997,13 @@ thread_local! {
 }
 
 /// `name` (lowercase, as the engine gives it) as a `HeaderName`.
-fn header_name(name: &str) -> Option<HeaderName> {
+fn header_name(name: &[u8]) -> Option<HeaderName> {
     NAMES.with(|names| {
         let mut names = names.borrow_mut();
-        if let Some(known) = names.iter().find(|n| n.as_str() == name) {
+        if let Some(known) = names.iter().find(|n| n.as_str().as_bytes() == name) {
             return Some(known.clone());
         }
-        let parsed = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let parsed = HeaderName::from_bytes(name).ok()?;
         if names.len() == REMEMBERED_NAMES {
             names.remove(0);
         }
@@ -1018,28 +1012,59 @@ fn header_name(name: &str) -> Option<HeaderName> {
     })
 }
 
-/// Writes the guest's edits into the request head.
-fn apply_request(
-    head: &mut http::request::Parts,
+/// Writes the guest's edits into the request head, except added headers that can go
+/// out as raw fields after the head's (returned; see [`RequestStep::Forward`]).
+fn apply_request<B>(
+    req: &mut Request<B>,
     parts: &RequestParts,
-    changes: &hook_engine::Changes,
-) {
-    edit_headers(&mut head.headers, changes);
+    changes: &mut hook_engine::Changes,
+) -> Option<HeaderList> {
+    let raw = changes.removed_headers.is_empty()
+        && !changes.added_headers.is_empty()
+        && changes
+            .added_headers
+            .iter()
+            .all(|(name, _)| raw_addable(name));
+    let added = if raw {
+        Some(std::mem::take(&mut changes.added_headers))
+    } else {
+        edit_headers(req.headers_mut(), changes);
+        None
+    };
     if changes.path.is_some() {
         if let Ok(uri) = Uri::try_from(parts.path.as_str()) {
-            head.uri = uri;
+            *req.uri_mut() = uri;
         }
     }
     if changes.method.is_some() {
         if let Ok(method) = Method::from_bytes(parts.method.as_bytes()) {
-            head.method = method;
+            *req.method_mut() = method;
         }
     }
     if changes.authority.is_some() {
         if let Ok(host) = HeaderValue::from_str(&parts.authority) {
-            head.headers.insert(header::HOST, host);
+            req.headers_mut().insert(header::HOST, host);
         }
     }
+    added
+}
+
+/// Whether an added request header may bypass the map: not one the proxy removes,
+/// rewrites or frames by (hop-by-hop fields, framing, `Host`, the forwarding
+/// fields, the owner claim), which only the map path handles.
+fn raw_addable(name: &[u8]) -> bool {
+    const MANAGED: [&[u8]; 7] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"forwarded",
+    ];
+    !crate::fields::is_hop_by_hop(name)
+        && !MANAGED.contains(&name)
+        && name != crate::gate::OWNER_CLAIM_HEADER.as_bytes()
 }
 
 fn local_response(local: LocalResponse) -> Response<Bytes> {
@@ -1115,12 +1140,10 @@ mod tests {
         map.append("x-tag", HeaderValue::from_static("a"));
         map.insert("accept", HeaderValue::from_static("*/*"));
         let changes = hook_engine::Changes {
-            removed_headers: vec![
-                ("x-tag".to_string(), b"a".to_vec()),
-                ("accept".to_string(), b"*/*".to_vec()),
-                ("absent".to_string(), b"z".to_vec()),
-            ],
-            added_headers: vec![("x-hook".to_string(), b"blue".to_vec())],
+            removed_headers: [("x-tag", "a"), ("accept", "*/*"), ("absent", "z")]
+                .into_iter()
+                .collect(),
+            added_headers: [("x-hook", "blue")].into_iter().collect(),
             ..Default::default()
         };
         edit_headers(&mut map, &changes);
@@ -1135,19 +1158,74 @@ mod tests {
     }
 
     #[test]
+    fn added_request_headers_bypass_the_map_unless_the_proxy_manages_them() {
+        let head = || {
+            let req = Request::builder().uri("/a").header("accept", "*/*");
+            req.body(()).expect("request")
+        };
+        let parts = RequestParts::new("GET", "/a", "a.test");
+        let added = |pairs: &[(&str, &str)]| hook_engine::Changes {
+            added_headers: pairs.iter().copied().collect(),
+            ..Default::default()
+        };
+        // Plain additions come back to be written raw; the map is untouched.
+        let mut plain = head();
+        let raw = apply_request(
+            &mut plain,
+            &parts,
+            &mut added(&[("x-a", "1"), ("x-b", "2")]),
+        );
+        assert_eq!(
+            raw,
+            Some([("x-a", "1"), ("x-b", "2")].into_iter().collect())
+        );
+        assert_eq!(plain.headers().len(), 1);
+        // One managed name sends them all through the map, where the proxy's own
+        // rules (hop-by-hop removal, framing, forwarding fields) apply to them.
+        for managed in [
+            "connection",
+            "content-length",
+            "host",
+            "x-forwarded-for",
+            "te",
+        ] {
+            let mut mapped = head();
+            let raw = apply_request(
+                &mut mapped,
+                &parts,
+                &mut added(&[("x-a", "1"), (managed, "v")]),
+            );
+            assert_eq!(raw, None, "{managed}");
+            let headers = mapped.headers();
+            assert!(headers.contains_key(managed) && headers.contains_key("x-a"));
+        }
+        // A removal too: edits apply in order, in the map.
+        let mut changes = added(&[("x-a", "1")]);
+        changes.removed_headers = [("accept", "*/*")].into_iter().collect();
+        let mut edited = head();
+        assert_eq!(apply_request(&mut edited, &parts, &mut changes), None);
+        let headers = edited.headers();
+        assert!(headers.get("accept").is_none() && headers.contains_key("x-a"));
+    }
+
+    #[test]
     fn parts_hold_this_requests_values_with_lowercase_names() {
         let head = |uri: &str, headers: &[(&str, &str)]| {
             let mut req = Request::builder().method("POST").uri(uri);
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
-            req.body(()).expect("request").into_parts().0
+            req.body(()).expect("request")
         };
-        let first = request_parts(&head(
+        let mut first = request_parts(&head(
             "http://first.test/a/long/path?x=1",
             &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
         ));
         assert_eq!(first.authority, "first.test");
+        first.body = Some(b"read by the guest".to_vec());
+        first.trailers.push(b"x-trailer", b"1");
+        // The next request on this worker reuses the parts: nothing of the first stays.
+        recycle_request(first);
         let second = request_parts(&head("/b", &[("Host", "b.test"), ("X-Cased", "v")]));
         assert_eq!(
             (second.method.as_str(), second.path.as_str()),
@@ -1159,12 +1237,9 @@ mod tests {
         );
         assert_eq!(
             second.headers,
-            vec![
-                ("host".to_string(), b"b.test".to_vec()),
-                ("x-cased".to_string(), b"v".to_vec())
-            ]
+            [("host", "b.test"), ("x-cased", "v")].into_iter().collect()
         );
-        assert_eq!(second.body, None);
+        assert_eq!((second.body.as_ref(), second.trailers.len()), (None, 0));
         // Raw response names are lowercased for the engine, as the map's are.
         let mut raw_head = [httparse::EMPTY_HEADER; 4];
         let mut parsed = httparse::Response::new(&mut raw_head);
@@ -1174,9 +1249,14 @@ mod tests {
             bytes.clone(),
             parsed.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
         );
-        let (resp_head, ()) = Response::new(()).into_parts();
+        let resp_head = Response::new(());
+        let mut earlier = response_parts(&resp_head, None);
+        earlier.status = 503;
+        earlier.headers.push(b"x-earlier", b"1");
+        recycle_response(earlier);
         let parts = response_parts(&resp_head, Some(&raw));
-        assert_eq!(parts.headers, vec![("x-up".to_string(), b"1".to_vec())]);
+        assert_eq!(parts.status, 200);
+        assert_eq!(parts.headers, [("x-up", "1")].into_iter().collect());
     }
 
     #[test]

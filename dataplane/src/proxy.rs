@@ -405,26 +405,26 @@ async fn proxy(
         }
     }
     // 5. hooks, request phase
-    let mut hook_run = None;
+    let (mut hook_run, mut hook_added) = (None, None);
     if let Some(hook) = route.hooks.as_ref().and_then(|h| h.select(&req, group)) {
         let unread = req.version() <= Version::HTTP_11 && !req.body().is_end_stream();
         let caller = hooks::Caller {
             client: conn.client,
             group,
         };
-        let buffered = |b| ReqBody::Buffered(Some(b));
         let step = if hook.runs_now() {
-            hooks::request_phase_now(&w.hooks, hook, &w.metrics, caller, req, buffered)
+            hooks::request_phase_now(&w.hooks, hook, &w.metrics, caller, &mut req)
         } else {
             // Boxed: a hook phase that awaits keeps a whole session in its state, and
             // inline it would grow the future of every request, hooked or not.
+            let buffered = |b| ReqBody::Buffered(Some(b));
             Box::pin(hooks::request_phase(
-                &w.hooks, hook, &w.metrics, caller, req, buffered,
+                &w.hooks, hook, &w.metrics, caller, &mut req, buffered,
             ))
             .await
         };
         match step {
-            RequestStep::Forward(edited, run) => (req, hook_run) = (edited, run),
+            RequestStep::Forward { run, added } => (hook_run, hook_added) = (run, added),
             RequestStep::Answer(resp) => return Ok(hook_answer(resp, unread, outcome)),
         }
     }
@@ -437,12 +437,16 @@ async fn proxy(
         forwarded_host: &route.host_header,
         forwarded: &hop.forwarded,
         upgrade: hop.upgrade.as_ref(),
+        added: hook_added.as_ref(),
     };
     // 7. forward
     let (head, up) = match forward(w, addr, req, &fwd).await {
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
+    if let Some(added) = hook_added {
+        added.recycle();
+    }
     // 8. response
     let resp = match upstream_response(w, addr, head, up, client_upgrade) {
         Ok(resp) => resp,
@@ -452,15 +456,15 @@ async fn proxy(
     match hook_run {
         Some(run) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
             let mut resp = resp;
-            let raw = take_raw_fields(&mut resp);
-            let buffered = |b| ProxyBody::Local(Some(b));
-            let edited = if run.runs_now() {
-                run.response_phase_now(resp, raw, buffered)
+            let mut raw = take_raw_fields(&mut resp);
+            let step = if run.runs_now() {
+                run.response_phase_now(&mut resp, &mut raw)
             } else {
-                Box::pin(run.response_phase(&w.hooks, resp, raw, buffered)).await
+                let buffered = |b| ProxyBody::Local(Some(b));
+                Box::pin(run.response_phase(&w.hooks, &mut resp, &mut raw, buffered)).await
             };
-            match edited {
-                ResponseStep::Send(mut resp, raw) => {
+            match step {
+                ResponseStep::Send => {
                     restore_raw_fields(&mut resp, raw);
                     Ok(resp)
                 }

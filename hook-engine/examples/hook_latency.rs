@@ -81,11 +81,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..RequestContext::default()
     };
     let mut template = RequestParts::new("GET", "/api/items?page=2", "app.example.test");
-    template.headers = vec![
-        ("user-agent".to_string(), b"bench/1.0".to_vec()),
-        ("accept".to_string(), b"*/*".to_vec()),
-        ("x-request-id".to_string(), b"0123456789abcdef".to_vec()),
-    ];
+    template.headers = [
+        ("user-agent", "bench/1.0"),
+        ("accept", "*/*"),
+        ("x-request-id", "0123456789abcdef"),
+    ]
+    .into_iter()
+    .collect();
     // HOOK_CASE=add_header/pooled (etc.) runs one case alone, e.g. under `perf stat`.
     let only = std::env::var("HOOK_CASE").ok();
     for (name, body) in [("noop", ""), ("add_header", ADD_HEADER)] {
@@ -126,11 +128,13 @@ fn module_cases(
     let module = engine.compile(&std::fs::read(path)?)?;
     let response = ResponseParts {
         status: 200,
-        headers: vec![
-            ("content-type".to_string(), b"text/plain".to_vec()),
-            ("content-length".to_string(), b"23".to_vec()),
-            ("server".to_string(), b"nginx".to_vec()),
-        ],
+        headers: [
+            ("content-type", "text/plain"),
+            ("content-length", "23"),
+            ("server", "nginx"),
+        ]
+        .into_iter()
+        .collect(),
         ..ResponseParts::default()
     };
     // HOOK_INFLIGHT=N keeps N requests in flight, as a loaded proxy does.

@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use crate::{
-    Changes, EngineConfig, HookEngine, HookOutcome, HookSpec, LocalResponse, LogRecord,
+    Changes, EngineConfig, HeaderList, HookEngine, HookOutcome, HookSpec, LocalResponse, LogRecord,
     RequestContext, RequestParts, ResponseParts,
 };
 
@@ -92,9 +92,9 @@ pub fn run_report(args: &RunArgs) -> anyhow::Result<String> {
         );
         let mut response = ResponseParts {
             status: args.response_status,
-            headers: vec![("content-type".to_string(), b"text/plain".to_vec())],
+            headers: [("content-type", "text/plain")].into_iter().collect(),
             body: None,
-            trailers: Vec::new(),
+            trailers: HeaderList::new(),
         };
         let outcome = session.on_response(&mut response);
         render_phase(&mut out, "response", &outcome);
@@ -125,17 +125,15 @@ fn parse_request(args: &RunArgs) -> anyhow::Result<RequestParts> {
         let Some((name, value)) = header.split_once(':') else {
             bail!("-H must look like 'name: value', got {header:?}");
         };
-        request.headers.push((
-            name.trim().to_ascii_lowercase(),
-            value.trim().as_bytes().to_vec(),
-        ));
+        request
+            .headers
+            .push_lowercase(name.trim().as_bytes(), value.trim().as_bytes());
     }
     if let Some(body) = &args.body {
         request.body = Some(body.as_bytes().to_vec());
-        request.headers.push((
-            "content-length".to_string(),
-            body.len().to_string().into_bytes(),
-        ));
+        request
+            .headers
+            .push(b"content-length", body.len().to_string().as_bytes());
     }
     Ok(request)
 }
@@ -166,11 +164,18 @@ fn render_changes(out: &mut String, changes: &Changes) {
         let _ = writeln!(out, "  no changes");
         return;
     }
-    for (name, value) in &changes.added_headers {
-        let _ = writeln!(out, "  + {name}: {}", String::from_utf8_lossy(value));
-    }
-    for (name, value) in &changes.removed_headers {
-        let _ = writeln!(out, "  - {name}: {}", String::from_utf8_lossy(value));
+    for (sign, headers) in [
+        ("+", &changes.added_headers),
+        ("-", &changes.removed_headers),
+    ] {
+        for (name, value) in headers {
+            let _ = writeln!(
+                out,
+                "  {sign} {}: {}",
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(value)
+            );
+        }
     }
     let fields = [
         ("path", changes.path.clone()),

@@ -7,9 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{
-    decode_pairs, encode_headers, header_rejection, lowercase_checked, BufferType, Header,
-    LogLevel, MapType, MetricType, Status,
+    decode_pairs, header_rejection, lowercase_checked, BufferType, LogLevel, MapType, MetricType,
+    Status,
 };
+use crate::headers::HeaderList;
 use crate::outcome::LocalResponse;
 use crate::properties;
 use crate::state::HostState;
@@ -276,23 +277,30 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 fn get_map_pairs(c: &mut Ctx<'_>, map: i32, ptr_out: i32, len_out: i32) -> HostResult {
     let map = map_type(map)?;
-    let encoded = encode_headers(c.data().call.map(map));
-    return_bytes(c, &encoded, ptr_out, len_out)
+    let mut encoded = std::mem::take(&mut c.data_mut().scratch);
+    encoded.clear();
+    c.data().call.map(map).encode_into(&mut encoded);
+    let result = return_bytes(c, &encoded, ptr_out, len_out);
+    c.data_mut().scratch = encoded;
+    result
 }
 
 fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
     let map = map_type(map)?;
     let raw = read(c, ptr, len)?;
     let pairs = decode_pairs(&raw).ok_or(Status::ParseFailure)?;
-    let mut headers = Vec::with_capacity(pairs.len());
+    let mut headers = HeaderList::new();
     for (name, value) in pairs {
-        headers.push(validated(c, name, value)?);
+        refuse_invalid(c.data_mut(), &name, &value)?;
+        headers.push_lowercase(&name, &value);
     }
-    within_header_budget(c, &headers)?;
+    within_header_bytes(c.data_mut(), headers.size())?;
     c.data_mut().call.set_headers(map, headers);
     Ok(())
 }
 
+/// The values of the name, read in place in guest memory, joined with commas into
+/// the state's scratch buffer (as Envoy presents repeated headers) and handed over.
 fn get_map_value(
     c: &mut Ctx<'_>,
     map: i32,
@@ -302,24 +310,31 @@ fn get_map_value(
     len_out: i32,
 ) -> HostResult {
     let map = map_type(map)?;
-    let key = read(c, kp, kl)?;
-    let mut values = c
-        .data()
-        .call
-        .map(map)
-        .iter()
-        .filter(|(k, _)| k.as_bytes().eq_ignore_ascii_case(&key))
-        .map(|(_, v)| v.as_slice());
-    // Repeated headers read as one comma-joined value, as Envoy presents them.
-    let first = values.next().ok_or(Status::NotFound)?;
-    let mut joined = first.to_vec();
-    for more in values {
-        joined.push(b',');
-        joined.extend_from_slice(more);
-    }
-    return_bytes(c, &joined, ptr_out, len_out)
+    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let mut joined = std::mem::take(&mut c.data_mut().scratch);
+    joined.clear();
+    let (guest, state) = memory.data_and_store_mut(&mut *c);
+    let found = guest_slice(guest, kp, kl).map(|key| {
+        let mut values = state.call.map(map).get_all(key);
+        let first = values.next()?;
+        joined.extend_from_slice(first);
+        for more in values {
+            joined.push(b',');
+            joined.extend_from_slice(more);
+        }
+        Some(())
+    });
+    let result = match found {
+        Ok(Some(())) => return_bytes(c, &joined, ptr_out, len_out),
+        Ok(None) => Err(Status::NotFound.into()),
+        Err(fault) => Err(fault),
+    };
+    c.data_mut().scratch = joined;
+    result
 }
 
+/// Adds or replaces a value: name and value checked in place in guest memory, the
+/// name lowercased into the state's scratch buffer, nothing allocated.
 fn put_map_value(
     c: &mut Ctx<'_>,
     map: i32,
@@ -330,56 +345,68 @@ fn put_map_value(
     replace: bool,
 ) -> HostResult {
     let map = map_type(map)?;
-    let name = read(c, kp, kl)?;
-    let value = read(c, vp, vl)?;
-    let header = validated(c, name, value)?;
-    let current = c.data().call.map(map);
-    let size = |h: &Header| h.0.len() + h.1.len();
-    let total: usize = current.iter().map(size).sum();
-    // What the map would hold afterwards, checked before anything changes: a
-    // replace drops every value of the name, an add keeps them.
-    let dropped: usize = if replace {
-        current.iter().filter(|h| h.0 == header.0).map(size).sum()
-    } else {
-        0
-    };
-    within_header_bytes(c, total - dropped + size(&header))?;
-    let call = &mut c.data_mut().call;
+    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let (guest, state) = memory.data_and_store_mut(&mut *c);
+    let name = guest_slice(guest, kp, kl)?;
+    let value = guest_slice(guest, vp, vl)?;
+    refuse_invalid(state, name, value)?;
+    // Guests mostly write lowercase names already: those are used in place.
+    if !name.iter().any(u8::is_ascii_uppercase) {
+        return put_checked(state, map, name, value, replace);
+    }
+    let mut lower = std::mem::take(&mut state.scratch);
+    lower.clear();
+    lower.extend(name.iter().map(u8::to_ascii_lowercase));
+    let result = put_checked(state, map, &lower, value, replace);
+    state.scratch = lower;
+    result
+}
+
+/// [`put_map_value`] once the header passed its checks; the size the map would
+/// have afterwards is checked before anything changes (a replace drops every
+/// value of the name, an add keeps them).
+fn put_checked(
+    state: &mut HostState,
+    map: MapType,
+    name: &[u8],
+    value: &[u8],
+    replace: bool,
+) -> HostResult {
+    let current = state.call.map(map);
+    let dropped = if replace { current.size_of(name) } else { 0 };
+    within_header_bytes(state, current.size() - dropped + name.len() + value.len())?;
     if replace {
-        call.replace_header(map, header);
+        state.call.replace_header(map, name, value);
     } else {
-        call.add_header(map, header);
+        state.call.add_header(map, name, value);
     }
     Ok(())
 }
 
 fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     let map = map_type(map)?;
-    let key = read(c, kp, kl)?;
-    c.data_mut().call.remove_header(map, &key);
+    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let (guest, state) = memory.data_and_store_mut(&mut *c);
+    let key = guest_slice(guest, kp, kl)?;
+    state.call.remove_header(map, key);
     Ok(())
 }
 
-/// Checks a header the guest writes, logging why one is refused.
-fn validated(c: &mut Ctx<'_>, name: Vec<u8>, value: Vec<u8>) -> HostResult<Header> {
-    if let Some(why) = header_rejection(&name, &value) {
-        let shown = String::from_utf8_lossy(&name).into_owned();
-        c.data_mut()
-            .host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
+/// Refuses a header a guest writes that is not valid HTTP, logging why.
+fn refuse_invalid(state: &mut HostState, name: &[u8], value: &[u8]) -> HostResult {
+    if let Some(why) = header_rejection(name, value) {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        state.host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
         return Err(Status::BadArgument.into());
     }
-    lowercase_checked(name, value).ok_or_else(|| Status::BadArgument.into())
-}
-
-fn within_header_budget(c: &mut Ctx<'_>, headers: &[Header]) -> HostResult {
-    within_header_bytes(c, headers.iter().map(|(k, v)| k.len() + v.len()).sum())
+    Ok(())
 }
 
 /// Refuses a header change that would leave a map of `size` bytes over the limit.
-fn within_header_bytes(c: &mut Ctx<'_>, size: usize) -> HostResult {
-    let limit = c.data().services.limits.max_header_bytes;
+fn within_header_bytes(state: &mut HostState, size: usize) -> HostResult {
+    let limit = state.services.limits.max_header_bytes;
     if size > limit {
-        c.data_mut().host_log(
+        state.host_log(
             LogLevel::Warn,
             format!("refused header change: map would hold {size} bytes (limit {limit})"),
         );
@@ -523,10 +550,13 @@ fn send_local_response(
     let raw_headers = read(c, headers.0, headers.1)?;
     let pairs = decode_pairs(&raw_headers).ok_or(Status::ParseFailure)?;
     let mut checked = Vec::with_capacity(pairs.len());
+    let mut size = 0;
     for (name, value) in pairs {
-        checked.push(validated(c, name, value)?);
+        refuse_invalid(c.data_mut(), &name, &value)?;
+        size += name.len() + value.len();
+        checked.push(lowercase_checked(name, value).ok_or(Status::BadArgument)?);
     }
-    within_header_budget(c, &checked)?;
+    within_header_bytes(c.data_mut(), size)?;
     c.data_mut().call.local_response = Some(LocalResponse {
         status,
         headers: checked,

@@ -46,6 +46,7 @@ pub mod cli;
 mod compile;
 mod engine;
 mod error;
+mod headers;
 mod host;
 mod instance;
 pub mod module_store;
@@ -61,6 +62,7 @@ pub use abi::LogLevel;
 pub use compile::{sha256_hex, wat_to_wasm, Callbacks, CompiledModule, ImportInfo, Provision};
 pub use engine::{EngineConfig, HookEngine, HookSession};
 pub use error::HookError;
+pub use headers::HeaderList;
 pub use outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
     LogRecord, RequestContext, RequestParts, ResponseParts,

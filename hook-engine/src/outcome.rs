@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::abi::{Header, LogLevel};
 use crate::compile::CompiledModule;
+use crate::headers::HeaderList;
 
 /// One hook as the proxy document places it (issue 5): which module, its configuration,
 /// its timeout and what to do when it fails.
@@ -75,6 +76,7 @@ pub struct RequestContext {
     pub destination: Option<SocketAddr>,
     /// The access group that let the request in (`hoody.matched_group`).
     pub matched_group: Option<String>,
+    /// `request.id`; when `None`, the request's `x-request-id` header answers.
     pub request_id: Option<String>,
 }
 
@@ -86,10 +88,11 @@ pub struct RequestParts {
     pub path: String,
     pub authority: String,
     pub scheme: String,
-    pub headers: Vec<Header>,
+    /// Regular headers (pseudo-headers come from the fields above).
+    pub headers: HeaderList,
     /// A buffered body, when the proxy buffered one (bounded by the engine's limit).
     pub body: Option<Vec<u8>>,
-    pub trailers: Vec<Header>,
+    pub trailers: HeaderList,
 }
 
 impl RequestParts {
@@ -106,7 +109,24 @@ impl RequestParts {
 
     /// The first value of a header, by lowercase name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        first_header(&self.headers, name)
+        self.headers.get(name.as_bytes())
+    }
+
+    /// Replaces every field with this request's, keeping the allocations (a proxy
+    /// that reuses one `RequestParts` per worker allocates nothing per request).
+    pub fn reset(&mut self, method: &str, path: &str, authority: &str, scheme: &str) {
+        for (field, value) in [
+            (&mut self.method, method),
+            (&mut self.path, path),
+            (&mut self.authority, authority),
+            (&mut self.scheme, scheme),
+        ] {
+            field.clear();
+            field.push_str(value);
+        }
+        self.headers.clear();
+        self.body = None;
+        self.trailers.clear();
     }
 }
 
@@ -114,22 +134,24 @@ impl RequestParts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResponseParts {
     pub status: u16,
-    pub headers: Vec<Header>,
+    /// Regular headers (`:status` comes from the field above).
+    pub headers: HeaderList,
     pub body: Option<Vec<u8>>,
-    pub trailers: Vec<Header>,
+    pub trailers: HeaderList,
 }
 
 impl ResponseParts {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        first_header(&self.headers, name)
+        self.headers.get(name.as_bytes())
     }
-}
 
-fn first_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
+    /// Empties the parts for the response with this status, keeping the allocations.
+    pub fn reset(&mut self, status: u16) {
+        self.status = status;
+        self.headers.clear();
+        self.body = None;
+        self.trailers.clear();
+    }
 }
 
 /// A response produced by the hook (`send_local_response`) or by a fail-closed failure.
@@ -143,8 +165,8 @@ pub struct LocalResponse {
 /// What the hook changed, for logs and `hook run`; the parts are already updated.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
-    pub added_headers: Vec<Header>,
-    pub removed_headers: Vec<Header>,
+    pub added_headers: HeaderList,
+    pub removed_headers: HeaderList,
     /// The new `:path` (request phase) when the hook rewrote it.
     pub path: Option<String>,
     pub method: Option<String>,
@@ -155,8 +177,22 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Hands the edit lists' buffers back to this thread's spares (see
+    /// [`HeaderList::recycle`]), for the edits of the next phases: a caller done
+    /// with the changes saves their allocation this way.
+    pub fn recycle(mut self) {
+        std::mem::take(&mut self.added_headers).recycle();
+        std::mem::take(&mut self.removed_headers).recycle();
+    }
+
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.added_headers.is_empty()
+            && self.removed_headers.is_empty()
+            && self.path.is_none()
+            && self.method.is_none()
+            && self.authority.is_none()
+            && self.status.is_none()
+            && !self.body_replaced
     }
 }
 

@@ -2,7 +2,8 @@
 //! answered from the request being served. Paths arrive NUL-separated (`request\0path`)
 //! as the SDKs send them; dotted strings are accepted too.
 
-use crate::abi::{encode_headers, Header};
+use crate::abi::encode_pairs;
+use crate::headers::HeaderList;
 use crate::state::HostState;
 
 /// Splits a property path into its segments.
@@ -47,17 +48,30 @@ impl<'a> Segments<'a> {
     /// (`request.headers.x-user`: header names may hold dots, so everything after
     /// `headers.` stays one segment). False when there are too many segments.
     pub(crate) fn split(&mut self, text: &'a str) -> bool {
-        let mut nul = text.split('\0').filter(|s| !s.is_empty());
-        let first = nul.next();
-        let second = nul.next();
-        match (first, second) {
-            (Some(only), None) => self.split_dotted(only),
-            (first, second) => first
-                .into_iter()
-                .chain(second)
-                .chain(nul)
-                .all(|part| self.push(part)),
+        let (mut count, mut last, mut rest) = (0, "", text);
+        loop {
+            // NUL is ASCII, so the byte positions are character boundaries.
+            let (part, next) = match rest.bytes().position(|b| b == 0) {
+                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+                None => (rest, None),
+            };
+            if !part.is_empty() {
+                count += 1;
+                last = part;
+                if !self.push(part) {
+                    return false;
+                }
+            }
+            match next {
+                Some(next) => rest = next,
+                None => break,
+            }
         }
+        if count == 1 {
+            self.len -= 1;
+            return self.split_dotted(last);
+        }
+        true
     }
 
     fn split_dotted(&mut self, path: &'a str) -> bool {
@@ -93,7 +107,7 @@ pub(crate) fn resolve_into(state: &HostState, path: &[&str], out: &mut Vec<u8>) 
             return int(code, out);
         }
         ["response", "headers"] => {
-            out.extend_from_slice(&encode_headers(&regular(&call.response_headers)));
+            out.extend_from_slice(&encode_pairs(regular(&call.response_headers)));
             return true;
         }
         ["response", "headers", name] => header(&call.response_headers, name),
@@ -127,7 +141,7 @@ fn address(value: Option<std::net::SocketAddr>, out: &mut Vec<u8>) -> bool {
 }
 
 fn request_property(
-    headers: &[Header],
+    headers: &HeaderList,
     rest: &[&str],
     state: &HostState,
     out: &mut Vec<u8>,
@@ -139,9 +153,13 @@ fn request_property(
         ["method"] => header(headers, ":method"),
         ["host"] => header(headers, ":authority"),
         ["scheme"] => header(headers, ":scheme"),
-        ["id"] => state.call.context.request_id.as_deref().map(str::as_bytes),
+        // The context's id, else the request's own `x-request-id`.
+        ["id"] => match state.call.context.request_id.as_deref() {
+            Some(id) => Some(id.as_bytes()),
+            None => header(headers, "x-request-id"),
+        },
         ["headers"] => {
-            out.extend_from_slice(&encode_headers(&regular(headers)));
+            out.extend_from_slice(&encode_pairs(regular(headers)));
             return true;
         }
         ["headers", name] => header(headers, name),
@@ -172,19 +190,13 @@ fn push_decimal(out: &mut Vec<u8>, n: u32) {
     out.extend_from_slice(crate::abi::decimal(n, &mut [0u8; 10]));
 }
 
-fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
+fn header<'a>(headers: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
+    headers.get(name.as_bytes())
 }
 
-fn regular(headers: &[Header]) -> Vec<Header> {
-    headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with(':'))
-        .cloned()
-        .collect()
+/// The headers without the pseudo-headers.
+fn regular(headers: &HeaderList) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+    headers.iter().filter(|(name, _)| !name.starts_with(b":"))
 }
 
 fn strip_query(path: &[u8]) -> &[u8] {
@@ -230,6 +242,11 @@ mod tests {
         );
         assert_eq!(parse_path(b"plugin_name"), vec!["plugin_name"]);
         assert_eq!(parse_path(b"\0a\0\0b\0"), vec!["a", "b"]);
+        // One NUL-separated segment is read as a dotted path.
+        assert_eq!(parse_path(b"\0request.path\0"), vec!["request", "path"]);
+        // Deeper than the bounded split: every segment still comes out.
+        let deep = parse_path(b"a\0b\0c\0d\0e\0f\0g\0h\0i");
+        assert_eq!(deep.len(), 9);
         let deep = "a\0b\0c\0d\0e\0f\0g\0h\0i";
         assert_eq!(parse_path(deep.as_bytes()).len(), 9);
         let mut segments = Segments::default();

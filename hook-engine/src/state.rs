@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
-use crate::abi::{Header, LogLevel, MapType};
+use crate::abi::{LogLevel, MapType};
+use crate::headers::HeaderList;
 use crate::outcome::{LocalResponse, LogRecord, RequestContext};
 use crate::shared::{Metrics, SharedData};
 
@@ -67,11 +68,11 @@ pub(crate) struct GuestHandles {
 /// The request/response data of the phase being run.
 #[derive(Debug, Default)]
 pub(crate) struct CallData {
-    pub request_headers: Vec<Header>,
-    pub request_trailers: Vec<Header>,
+    pub request_headers: HeaderList,
+    pub request_trailers: HeaderList,
     pub request_body: Vec<u8>,
-    pub response_headers: Vec<Header>,
-    pub response_trailers: Vec<Header>,
+    pub response_headers: HeaderList,
+    pub response_trailers: HeaderList,
     pub response_body: Vec<u8>,
     pub request_body_replaced: bool,
     pub response_body_replaced: bool,
@@ -83,12 +84,15 @@ pub(crate) struct CallData {
     /// included): an untouched phase hands nothing back.
     pub request_touched: bool,
     pub response_touched: bool,
+    /// Whether the guest wrote a pseudo-header of the request / response header map
+    /// (or replaced the whole map). Until it does, the pseudo-headers are the first
+    /// entries of the map, as loaded, and the rest are the regular headers.
+    pub request_pseudo_touched: bool,
+    pub response_pseudo_touched: bool,
     /// The guest's header edits, recorded as they happen so the proxy applies them to
     /// its own map without comparing maps.
     pub request_edits: Edits,
     pub response_edits: Edits,
-    /// Pseudo-header allocations of earlier phases, reused by the next ones.
-    pub spare_pseudo: Vec<Header>,
 }
 
 /// Regular headers a guest added to and removed from a header map, net: a header it
@@ -96,33 +100,34 @@ pub(crate) struct CallData {
 /// the map itself.
 #[derive(Debug, Default)]
 pub(crate) struct Edits {
-    pub added: Vec<Header>,
-    pub removed: Vec<Header>,
+    pub added: HeaderList,
+    pub removed: HeaderList,
 }
 
 impl Edits {
-    fn add(&mut self, header: &Header) {
-        if header.0.starts_with(':') {
+    fn add(&mut self, name: &[u8], value: &[u8]) {
+        if name.starts_with(b":") {
             return;
         }
-        match self.removed.iter().position(|h| h == header) {
-            Some(at) => {
-                self.removed.remove(at);
-            }
-            None => self.added.push(header.clone()),
+        match self.removed.position_of_pair(name, value) {
+            Some(at) => self.removed.remove(at),
+            None => self.added.push(name, value),
         }
     }
 
-    fn remove(&mut self, header: Header) {
-        if header.0.starts_with(':') {
+    fn remove(&mut self, name: &[u8], value: &[u8]) {
+        if name.starts_with(b":") {
             return;
         }
-        match self.added.iter().position(|h| *h == header) {
-            Some(at) => {
-                self.added.remove(at);
-            }
-            None => self.removed.push(header),
+        match self.added.position_of_pair(name, value) {
+            Some(at) => self.added.remove(at),
+            None => self.removed.push(name, value),
         }
+    }
+
+    fn clear(&mut self) {
+        self.added.clear();
+        self.removed.clear();
     }
 }
 
@@ -148,11 +153,13 @@ impl CallData {
         }
         self.request_touched = false;
         self.response_touched = false;
-        self.request_edits = Edits::default();
-        self.response_edits = Edits::default();
+        self.request_pseudo_touched = false;
+        self.response_pseudo_touched = false;
+        self.request_edits.clear();
+        self.response_edits.clear();
     }
 
-    pub fn map(&self, map: MapType) -> &Vec<Header> {
+    pub fn map(&self, map: MapType) -> &HeaderList {
         match map {
             MapType::RequestHeaders => &self.request_headers,
             MapType::RequestTrailers => &self.request_trailers,
@@ -161,11 +168,17 @@ impl CallData {
         }
     }
 
-    /// The map and, for header maps, its edit log; marks the phase touched.
-    fn map_mut(&mut self, map: MapType) -> (&mut Vec<Header>, Option<&mut Edits>) {
+    /// The map and, for header maps, its edit log; marks the phase touched (and its
+    /// pseudo-headers, when `pseudo`).
+    fn map_mut(&mut self, map: MapType, pseudo: bool) -> (&mut HeaderList, Option<&mut Edits>) {
         match map {
             MapType::RequestHeaders | MapType::RequestTrailers => self.request_touched = true,
             MapType::ResponseHeaders | MapType::ResponseTrailers => self.response_touched = true,
+        }
+        match map {
+            MapType::RequestHeaders => self.request_pseudo_touched |= pseudo,
+            MapType::ResponseHeaders => self.response_pseudo_touched |= pseudo,
+            MapType::RequestTrailers | MapType::ResponseTrailers => {}
         }
         match map {
             MapType::RequestHeaders => (&mut self.request_headers, Some(&mut self.request_edits)),
@@ -177,71 +190,73 @@ impl CallData {
         }
     }
 
-    /// `proxy_add_header_map_value`: appends a value.
-    pub fn add_header(&mut self, map: MapType, header: Header) {
-        let (headers, edits) = self.map_mut(map);
+    /// `proxy_add_header_map_value`: appends a value (`name` checked and lowercase).
+    pub fn add_header(&mut self, map: MapType, name: &[u8], value: &[u8]) {
+        let (headers, edits) = self.map_mut(map, name.starts_with(b":"));
         if let Some(edits) = edits {
-            edits.add(&header);
+            edits.add(name, value);
         }
-        headers.push(header);
+        headers.push(name, value);
     }
 
     /// `proxy_replace_header_map_value`: the first value of the name takes the new value
     /// in place and its other values go; an absent name is appended.
-    pub fn replace_header(&mut self, map: MapType, header: Header) {
-        let (headers, edits) = self.map_mut(map);
-        let Some(first) = headers.iter().position(|(k, _)| *k == header.0) else {
+    pub fn replace_header(&mut self, map: MapType, name: &[u8], value: &[u8]) {
+        let (headers, mut edits) = self.map_mut(map, name.starts_with(b":"));
+        let Some(first) = headers.position_of(name, 0) else {
             if let Some(edits) = edits {
-                edits.add(&header);
+                edits.add(name, value);
             }
-            headers.push(header);
+            headers.push(name, value);
             return;
         };
-        let old = std::mem::replace(&mut headers[first].1, header.1.clone());
-        let mut index = 0;
-        let mut duplicates = Vec::new();
-        headers.retain_mut(|h| {
-            let duplicate = index > first && h.0 == header.0;
-            index += 1;
-            if duplicate {
-                duplicates.push(std::mem::take(h));
-            }
-            !duplicate
-        });
+        if let (Some(edits), Some((_, old))) = (edits.as_deref_mut(), headers.get_index(first)) {
+            edits.remove(name, old);
+        }
+        headers.set_value(first, value);
+        if headers.position_of(name, first + 1).is_some() {
+            let mut index = 0;
+            headers.retain(
+                |n, _| {
+                    index += 1;
+                    index <= first + 1 || n != name
+                },
+                // In their original order, so an undo puts them back in it.
+                |n, v| {
+                    if let Some(edits) = edits.as_deref_mut() {
+                        edits.remove(n, v);
+                    }
+                },
+            );
+        }
         if let Some(edits) = edits {
-            // In their original order, so an undo puts them back in it.
-            edits.remove((header.0.clone(), old));
-            for duplicate in duplicates {
-                edits.remove(duplicate);
-            }
-            edits.add(&header);
+            edits.add(name, value);
         }
     }
 
     /// `proxy_remove_header_map_value`: every value of the name goes.
     pub fn remove_header(&mut self, map: MapType, name: &[u8]) {
-        let (headers, mut edits) = self.map_mut(map);
-        headers.retain_mut(|h| {
-            if !h.0.as_bytes().eq_ignore_ascii_case(name) {
-                return true;
-            }
-            if let Some(edits) = edits.as_deref_mut() {
-                edits.remove(std::mem::take(h));
-            }
-            false
-        });
+        let (headers, mut edits) = self.map_mut(map, name.starts_with(b":"));
+        headers.retain(
+            |n, _| !n.eq_ignore_ascii_case(name),
+            |n, v| {
+                if let Some(edits) = edits.as_deref_mut() {
+                    edits.remove(n, v);
+                }
+            },
+        );
     }
 
     /// `proxy_set_header_map_pairs`: the whole map is replaced.
-    pub fn set_headers(&mut self, map: MapType, replacement: Vec<Header>) {
-        let (headers, edits) = self.map_mut(map);
+    pub fn set_headers(&mut self, map: MapType, replacement: HeaderList) {
+        let (headers, edits) = self.map_mut(map, true);
         let old = std::mem::replace(headers, replacement);
         if let Some(edits) = edits {
-            for header in old {
-                edits.remove(header);
+            for (name, value) in old.iter() {
+                edits.remove(name, value);
             }
-            for header in headers.iter() {
-                edits.add(header);
+            for (name, value) in headers.iter() {
+                edits.add(name, value);
             }
         }
     }
@@ -334,25 +349,25 @@ fn seed() -> u64 {
 mod tests {
     use super::*;
 
-    fn h(k: &str, v: &str) -> Header {
-        (k.to_string(), v.as_bytes().to_vec())
+    fn list(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs.iter().copied().collect()
     }
 
     #[test]
     fn replace_keeps_the_first_position_and_logs_what_went() {
         let mut call = CallData {
-            request_headers: vec![h("a", "1"), h("x", "old"), h("b", "2"), h("x", "dup")],
+            request_headers: list(&[("a", "1"), ("x", "old"), ("b", "2"), ("x", "dup")]),
             ..CallData::default()
         };
-        call.replace_header(MapType::RequestHeaders, h("x", "new"));
+        call.replace_header(MapType::RequestHeaders, b"x", b"new");
         assert_eq!(
             call.request_headers,
-            vec![h("a", "1"), h("x", "new"), h("b", "2")]
+            list(&[("a", "1"), ("x", "new"), ("b", "2")])
         );
-        assert_eq!(call.request_edits.added, vec![h("x", "new")]);
+        assert_eq!(call.request_edits.added, list(&[("x", "new")]));
         assert_eq!(
             call.request_edits.removed,
-            vec![h("x", "old"), h("x", "dup")]
+            list(&[("x", "old"), ("x", "dup")])
         );
         assert!(call.request_touched && !call.response_touched);
     }
@@ -360,44 +375,44 @@ mod tests {
     #[test]
     fn edits_are_net_of_what_the_guest_undid() {
         let mut call = CallData {
-            response_headers: vec![h(":status", "200"), h("server", "nginx")],
+            response_headers: list(&[(":status", "200"), ("server", "nginx")]),
             ..CallData::default()
         };
         let map = MapType::ResponseHeaders;
-        call.add_header(map, h("x-tmp", "1"));
+        call.add_header(map, b"x-tmp", b"1");
         call.remove_header(map, b"X-TMP");
         call.remove_header(map, b"server");
-        call.add_header(map, h("server", "nginx"));
-        call.replace_header(map, h(":status", "404"));
-        call.add_header(map, h("x-new", "2"));
+        call.add_header(map, b"server", b"nginx");
+        call.replace_header(map, b":status", b"404");
+        call.add_header(map, b"x-new", b"2");
         let edits = &call.response_edits;
         assert!(edits.removed.is_empty(), "{:?}", edits.removed);
-        assert_eq!(edits.added, vec![h("x-new", "2")]);
+        assert_eq!(edits.added, list(&[("x-new", "2")]));
         assert_eq!(
             call.response_headers,
-            vec![h(":status", "404"), h("server", "nginx"), h("x-new", "2")]
+            list(&[(":status", "404"), ("server", "nginx"), ("x-new", "2")])
         );
     }
 
     #[test]
     fn replacing_the_whole_map_logs_every_difference() {
         let mut call = CallData {
-            request_headers: vec![h(":path", "/"), h("a", "1"), h("b", "2")],
+            request_headers: list(&[(":path", "/"), ("a", "1"), ("b", "2")]),
             ..CallData::default()
         };
         call.set_headers(
             MapType::RequestHeaders,
-            vec![h(":path", "/x"), h("b", "2"), h("c", "3")],
+            list(&[(":path", "/x"), ("b", "2"), ("c", "3")]),
         );
-        assert_eq!(call.request_edits.removed, vec![h("a", "1")]);
-        assert_eq!(call.request_edits.added, vec![h("c", "3")]);
+        assert_eq!(call.request_edits.removed, list(&[("a", "1")]));
+        assert_eq!(call.request_edits.added, list(&[("c", "3")]));
     }
 
     #[test]
     fn trailers_are_written_without_an_edit_log() {
         let mut call = CallData::default();
-        call.add_header(MapType::RequestTrailers, h("grpc-status", "0"));
-        assert_eq!(call.request_trailers, vec![h("grpc-status", "0")]);
+        call.add_header(MapType::RequestTrailers, b"grpc-status", b"0");
+        assert_eq!(call.request_trailers, list(&[("grpc-status", "0")]));
         assert!(call.request_edits.added.is_empty());
         assert!(call.request_touched);
     }

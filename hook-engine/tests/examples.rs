@@ -117,10 +117,9 @@ fn jwt_route_rewrites_the_path_by_claim() {
     // payload {"sub":"u1","tier":"gold","n":5}
     let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSIsInRpZXIiOiJnb2xkIiwibiI6NX0.sig";
     let mut request = get("/orders?page=1");
-    request.headers.push((
-        "authorization".to_string(),
-        format!("Bearer {token}").into_bytes(),
-    ));
+    request
+        .headers
+        .push(b"authorization", format!("Bearer {token}").as_bytes());
     let (outcome, _) = run_request(&engine, &hook, &mut request);
     match outcome {
         HookOutcome::Continue(changes) => {
@@ -139,9 +138,7 @@ fn json_responder_answers_with_json() {
     let engine = engine();
     let hook = load(&engine, "json_responder");
     let mut request = get("/hook/info");
-    request
-        .headers
-        .push(("user-agent".to_string(), b"curl/8 \"quoted\"".to_vec()));
+    request.headers.push(b"user-agent", b"curl/8 \"quoted\"");
     let response = local(run_request(&engine, &hook, &mut request).0);
     assert_eq!(response.status, 200);
     assert!(response

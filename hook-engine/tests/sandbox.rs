@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hook_engine::{
     EngineConfig, FailureKind, FailurePolicy, HookEngine, HookError, HookLimits, HookOutcome,
+    RequestContext,
 };
 use support::*;
 
@@ -28,10 +29,7 @@ fn adds_a_header_and_reports_the_change() {
     let (outcome, _) = run_request(&engine, &spec(&engine, "wat", module), &mut request);
     match outcome {
         HookOutcome::Continue(changes) => {
-            assert_eq!(
-                changes.added_headers,
-                vec![("x-wat".to_string(), b"yes".to_vec())]
-            );
+            assert_eq!(changes.added_headers, pairs(&[("x-wat", "yes")]));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -435,7 +433,7 @@ fn huge_header_output_is_bounded() {
     let mut request = get("/");
     let (outcome, log) = run_request(&engine, &spec(&engine, "flood", module), &mut request);
     assert!(matches!(outcome, HookOutcome::Continue(_)));
-    let bytes: usize = request.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes = request.headers.size();
     assert!(
         bytes <= HookLimits::default().max_header_bytes,
         "{bytes} bytes"
@@ -462,9 +460,7 @@ fn invalid_utf8_values_pass_through_and_invalid_names_are_refused() {
     }
     .compile(&engine);
     let mut request = get("/");
-    request
-        .headers
-        .push(("x-bin".to_string(), vec![0xff, 0xfe, b'a']));
+    request.headers.push(b"x-bin", &[0xff, 0xfe, b'a']);
     let (outcome, log) = run_request(&engine, &spec(&engine, "utf8", module), &mut request);
     assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
     assert_eq!(request.header("x-copy"), Some(&[0xff, 0xfe, b'a'][..]));
@@ -582,10 +578,14 @@ fn properties_expose_request_and_plugin_attributes() {
           (drop (call $prop (i32.const 420) (i32.const 11) (i32.const 200) (i32.const 204)))
           (drop (call $add (i32.const 0) (i32.const 510) (i32.const 6) (i32.load (i32.const 200)) (i32.load (i32.const 204))))
           (drop (call $prop (i32.const 440) (i32.const 20) (i32.const 200) (i32.const 204)))
-          (drop (call $add (i32.const 0) (i32.const 520) (i32.const 7) (i32.load (i32.const 200)) (i32.load (i32.const 204))))"#,
+          (drop (call $add (i32.const 0) (i32.const 520) (i32.const 7) (i32.load (i32.const 200)) (i32.load (i32.const 204))))
+          (drop (call $prop (i32.const 460) (i32.const 11) (i32.const 200) (i32.const 204)))
+          (drop (call $add (i32.const 0) (i32.const 530) (i32.const 4) (i32.load (i32.const 200)) (i32.load (i32.const 204))))"#,
         extra: r#"(data (i32.const 400) "request\00path\00")
                   (data (i32.const 420) "plugin_name")
                   (data (i32.const 440) "hoody.matched_group")
+                  (data (i32.const 460) "request\00id\00")
+                  (data (i32.const 530) "x-id")
                   (data (i32.const 500) "x-path")
                   (data (i32.const 510) "x-name")
                   (data (i32.const 520) "x-group")"#,
@@ -601,6 +601,18 @@ fn properties_expose_request_and_plugin_attributes() {
     assert_eq!(header(&request, "x-path"), Some("/items?page=2"));
     assert_eq!(header(&request, "x-name"), Some("props"));
     assert_eq!(header(&request, "x-group"), Some("staff"));
+    assert_eq!(header(&request, "x-id"), Some("req-1"));
+    // Without an id in the context, the request's own `x-request-id` is the id.
+    let mut request = get("/");
+    request.headers.push(b"x-request-id", b"hdr-7");
+    let anonymous = RequestContext {
+        request_id: None,
+        ..context("c1")
+    };
+    let hook = spec(&engine, "props", guest.compile(&engine));
+    let (outcome, _) = engine.on_request(&hook, &mut request, anonymous);
+    assert!(matches!(outcome, HookOutcome::Continue(_)), "{outcome:?}");
+    assert_eq!(header(&request, "x-id"), Some("hdr-7"));
 }
 
 #[test]
@@ -688,8 +700,8 @@ fn header_map_pairs_round_trip_and_remove() {
         ..Guest::default()
     };
     let mut request = get("/pairs");
-    request.headers.push(("x-wat".to_string(), b"old".to_vec()));
-    request.headers.push(("x-keep".to_string(), b"1".to_vec()));
+    request.headers.push(b"x-wat", b"old");
+    request.headers.push(b"x-keep", b"1");
     let (outcome, _) = run_request(
         &engine,
         &spec(&engine, "pairs", guest.compile(&engine)),
@@ -697,20 +709,13 @@ fn header_map_pairs_round_trip_and_remove() {
     );
     match outcome {
         HookOutcome::Continue(changes) => {
-            assert_eq!(
-                changes.removed_headers,
-                vec![("x-wat".to_string(), b"old".to_vec())]
-            );
+            assert_eq!(changes.removed_headers, pairs(&[("x-wat", "old")]));
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(request.headers, vec![("x-keep".to_string(), b"1".to_vec())]);
-    assert!(request
-        .trailers
-        .contains(&(":path".to_string(), b"/pairs".to_vec())));
-    assert!(request
-        .trailers
-        .contains(&("x-wat".to_string(), b"old".to_vec())));
+    assert_eq!(request.headers, pairs(&[("x-keep", "1")]));
+    assert_eq!(request.trailers.get(b":path"), Some(b"/pairs".as_slice()));
+    assert_eq!(request.trailers.get(b"x-wat"), Some(b"old".as_slice()));
 }
 
 #[test]

@@ -12,6 +12,7 @@
 use std::io::Write;
 
 use bytes::BytesMut;
+use hook_engine::HeaderList;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
@@ -50,6 +51,9 @@ pub struct Forwarding<'a> {
     /// The protocol of an upgrade the client asked for, which this hop asks
     /// for again (`Connection: upgrade`).
     pub upgrade: Option<&'a HeaderValue>,
+    /// Fields a hook added, written after the head's (checked names and values;
+    /// none of those this function writes or skips itself).
+    pub added: Option<&'a HeaderList>,
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -90,6 +94,9 @@ pub fn encode_request_head(
             _ => {}
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    for (name, value) in fwd.added.into_iter().flatten() {
+        field(out, name, value);
     }
     if let Some(host) = fwd.host {
         field(out, b"host", host.as_bytes());
@@ -309,6 +316,7 @@ mod tests {
             forwarded_host: &v.1,
             forwarded: &v.2,
             upgrade: None,
+            added: None,
         }
     }
 
@@ -366,11 +374,14 @@ mod tests {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         headers.insert("x-forwarded-host", HeaderValue::from_static("spoofed"));
         headers.insert("forwarded", HeaderValue::from_static("for=evil"));
+        headers.insert("accept", HeaderValue::from_static("*/*"));
         let host = HeaderValue::from_static("b.test");
         let upgrade = HeaderValue::from_static("websocket");
+        let added: HeaderList = [("x-hook", "blue"), ("x-hook", "2")].into_iter().collect();
         let fwd = Forwarding {
             host: Some(&host),
             upgrade: Some(&upgrade),
+            added: Some(&added),
             ..fwd(&v)
         };
         let mut out = Vec::new();
@@ -384,7 +395,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "GET / HTTP/1.1\r\nhost: b.test\r\n\
+            "GET / HTTP/1.1\r\naccept: */*\r\nx-hook: blue\r\nx-hook: 2\r\nhost: b.test\r\n\
              x-forwarded-for: 203.0.113.9, 198.51.100.7, 192.0.2.1\r\n\
              x-forwarded-proto: http\r\nx-forwarded-host: a.test\r\n\
              forwarded: for=192.0.2.1;host=a.test;proto=http\r\n\

@@ -37,6 +37,11 @@ pub fn context(container: &str) -> RequestContext {
     }
 }
 
+/// A header list of these pairs.
+pub fn pairs(list: &[(&str, &str)]) -> hook_engine::HeaderList {
+    list.iter().copied().collect()
+}
+
 pub fn get(path: &str) -> RequestParts {
     RequestParts::new("GET", path, "app.example.test")
 }

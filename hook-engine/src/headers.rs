@@ -1,0 +1,454 @@
+//! Header maps as the engine keeps them: every name and value of a map in one byte
+//! buffer, each entry a pair of spans into it.
+//!
+//! A map is filled from the proxy's head by copying bytes (no allocation per header
+//! once the buffers have grown), handed to the guest by copying again, and edited in
+//! place: a replaced value is appended and its entry pointed at it. What replaced or
+//! removed values leave behind is reclaimed by compacting once it outweighs what is
+//! live, so no sequence of guest calls grows a map past a small multiple of its size.
+
+use std::fmt;
+
+/// An ordered list of headers (names and values as bytes; the engine keeps names
+/// lowercase). Repeated names are separate entries, as on the wire.
+#[derive(Clone, Default)]
+pub struct HeaderList {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Bytes of the live entries' names and values.
+    size: usize,
+}
+
+/// Where one header's name and value lie in the buffer.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    name: u32,
+    name_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+/// Garbage a map tolerates before compacting, beyond as much as it holds.
+const SLACK: usize = 4 << 10;
+
+/// What an empty list grows to on its first header.
+const INITIAL_BYTES: usize = 256;
+const INITIAL_ENTRIES: usize = 8;
+
+/// Buffers of lists handed out with a phase's edits, kept per thread for the next
+/// phases (see [`HeaderList::recycle`]): most phases edit something, and each
+/// would otherwise allocate fresh edit lists.
+const RECYCLED: usize = 8;
+/// A list larger than this is not kept.
+const RECYCLED_BYTES: usize = 16 << 10;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<HeaderList>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl HeaderList {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties the list, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.size = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total bytes of the names and values.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Appends a header as given.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.make_room(name.len() + value.len());
+        let name_at = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.push_entry(name_at, name.len(), value);
+    }
+
+    /// Appends a header with its name lowercased (names parsed from the wire keep
+    /// their case; the engine's are lowercase).
+    pub fn push_lowercase(&mut self, name: &[u8], value: &[u8]) {
+        self.make_room(name.len() + value.len());
+        let name_at = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.bytes[name_at..].make_ascii_lowercase();
+        self.push_entry(name_at, name.len(), value);
+    }
+
+    /// Grows an empty list to a typical head's size at once, rather than through
+    /// the small steps a vector takes from nothing.
+    fn make_room(&mut self, bytes: usize) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(bytes.max(INITIAL_BYTES));
+            self.entries.reserve(INITIAL_ENTRIES);
+        }
+    }
+
+    fn push_entry(&mut self, name_at: usize, name_len: usize, value: &[u8]) {
+        let value_at = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.entries.push(Entry {
+            name: name_at as u32,
+            name_len: name_len as u32,
+            value: value_at as u32,
+            value_len: value.len() as u32,
+        });
+        self.size += name_len + value.len();
+    }
+
+    /// Appends every header of `other`, in order.
+    pub fn extend_from(&mut self, other: &HeaderList) {
+        let base = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(&other.bytes);
+        self.entries.extend(other.entries.iter().map(|e| Entry {
+            name: e.name + base,
+            value: e.value + base,
+            ..*e
+        }));
+        self.size += other.size;
+    }
+
+    /// The `index`th header.
+    pub fn get_index(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.entries.get(index).map(|e| self.pair(e))
+    }
+
+    fn pair(&self, e: &Entry) -> (&[u8], &[u8]) {
+        let name = &self.bytes[e.name as usize..(e.name + e.name_len) as usize];
+        let value = &self.bytes[e.value as usize..(e.value + e.value_len) as usize];
+        (name, value)
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            list: self,
+            entries: self.entries.iter(),
+        }
+    }
+
+    /// The values of `name` (compared ignoring ASCII case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of `name` (compared ignoring ASCII case).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The position of the first header with exactly this name, from `from` on.
+    pub fn position_of(&self, name: &[u8], from: usize) -> Option<usize> {
+        let len = name.len() as u32;
+        let rest = self.entries.get(from..)?;
+        rest.iter()
+            .position(|e| e.name_len == len && self.pair(e).0 == name)
+            .map(|at| from + at)
+    }
+
+    /// Bytes the headers with exactly this name hold, names included.
+    pub fn size_of(&self, name: &[u8]) -> usize {
+        let len = name.len() as u32;
+        self.entries
+            .iter()
+            .filter(|e| e.name_len == len && self.pair(e).0 == name)
+            .map(|e| (e.name_len + e.value_len) as usize)
+            .sum()
+    }
+
+    /// The position of the first header with exactly this name and value.
+    pub fn position_of_pair(&self, name: &[u8], value: &[u8]) -> Option<usize> {
+        self.iter().position(|pair| pair == (name, value))
+    }
+
+    /// Points the `index`th header at a new value (the old one stays in the buffer
+    /// until the next compaction). Out of range: nothing happens.
+    pub fn set_value(&mut self, index: usize, value: &[u8]) {
+        let Some(old) = self.entries.get(index).map(|e| e.value_len as usize) else {
+            return;
+        };
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        let entry = &mut self.entries[index];
+        entry.value = at as u32;
+        entry.value_len = value.len() as u32;
+        self.size = self.size - old + value.len();
+        self.compact_if_wasteful();
+    }
+
+    /// Removes the `index`th header, keeping the order of the rest.
+    pub fn remove(&mut self, index: usize) {
+        if index < self.entries.len() {
+            let e = self.entries.remove(index);
+            self.size -= (e.name_len + e.value_len) as usize;
+            self.compact_if_wasteful();
+        }
+    }
+
+    /// Removes the first `count` headers.
+    pub fn remove_front(&mut self, count: usize) {
+        let count = count.min(self.entries.len());
+        let gone: usize = self.entries[..count]
+            .iter()
+            .map(|e| (e.name_len + e.value_len) as usize)
+            .sum();
+        self.entries.drain(..count);
+        self.size -= gone;
+    }
+
+    /// Keeps the headers `keep` accepts, in order; each one dropped is handed to
+    /// `dropped` first.
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(&[u8], &[u8]) -> bool,
+        mut dropped: impl FnMut(&[u8], &[u8]),
+    ) {
+        let bytes = &self.bytes;
+        let mut size = self.size;
+        self.entries.retain(|e| {
+            let name = &bytes[e.name as usize..(e.name + e.name_len) as usize];
+            let value = &bytes[e.value as usize..(e.value + e.value_len) as usize];
+            if keep(name, value) {
+                return true;
+            }
+            dropped(name, value);
+            size -= name.len() + value.len();
+            false
+        });
+        self.size = size;
+        self.compact_if_wasteful();
+    }
+
+    /// Rewrites the buffer with only the live bytes when dead ones dominate.
+    fn compact_if_wasteful(&mut self) {
+        if self.bytes.len() <= 2 * self.size + SLACK {
+            return;
+        }
+        let mut compact = HeaderList::default();
+        compact.bytes.reserve(self.size);
+        compact.entries.reserve(self.entries.len());
+        for (name, value) in self.iter() {
+            compact.push(name, value);
+        }
+        *self = compact;
+    }
+
+    /// Moves the list out, leaving an empty one in its place that has the buffers
+    /// of a list recycled earlier on this thread, when there is one.
+    pub(crate) fn take_recycled(&mut self) -> HeaderList {
+        let spare = SPARE
+            .try_with(|spare| spare.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        std::mem::replace(self, spare)
+    }
+
+    /// Keeps this list's buffers, on this thread, for the engine's next edit lists
+    /// (a few lists of moderate size; others are simply dropped).
+    pub fn recycle(mut self) {
+        if self.bytes.capacity() == 0 || self.bytes.capacity() > RECYCLED_BYTES {
+            return;
+        }
+        self.clear();
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < RECYCLED {
+                spare.push(self);
+            }
+        });
+    }
+
+    /// The pairs encoding proxy-wasm guests decode (see [`crate::abi::encode_pairs`]),
+    /// appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(4 + self.len() * 10 + self.size);
+        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            out.extend_from_slice(&e.name_len.to_le_bytes());
+            out.extend_from_slice(&e.value_len.to_le_bytes());
+        }
+        for (name, value) in self.iter() {
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(value);
+            out.push(0);
+        }
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for HeaderList {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
+        let mut list = HeaderList::new();
+        list.extend(pairs);
+        list
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> Extend<(N, V)> for HeaderList {
+    fn extend<I: IntoIterator<Item = (N, V)>>(&mut self, pairs: I) {
+        for (name, value) in pairs {
+            self.push(name.as_ref(), value.as_ref());
+        }
+    }
+}
+
+/// The headers of a [`HeaderList`], in order.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    list: &'a HeaderList,
+    entries: std::slice::Iter<'a, Entry>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.entries.next().map(|e| self.list.pair(e))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a HeaderList {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl PartialEq for HeaderList {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for HeaderList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value),
+                )
+            }))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_order_case_and_repeats() {
+        let mut list: HeaderList = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        list.push_lowercase(b"X-Up", b"v");
+        assert_eq!(list.get(b"A"), Some(b"1".as_slice()));
+        assert_eq!(list.get_all(b"a").collect::<Vec<_>>(), [b"1", b"3"]);
+        assert_eq!(
+            list.get_index(3),
+            Some((b"x-up".as_slice(), b"v".as_slice()))
+        );
+        assert_eq!(list.size(), 11);
+        assert_eq!(list.position_of(b"a", 1), Some(2));
+        assert_eq!(list.position_of_pair(b"a", b"3"), Some(2));
+        assert_eq!(
+            (
+                list.size_of(b"a"),
+                list.size_of(b"x-up"),
+                list.size_of(b"z")
+            ),
+            (4, 5, 0)
+        );
+    }
+
+    #[test]
+    fn edits_keep_the_size_and_the_order() {
+        let mut list: HeaderList = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
+        list.set_value(1, b"two");
+        list.remove(0);
+        let mut front: HeaderList = [("p", "1"), ("q", "22"), ("r", "3")].into_iter().collect();
+        front.remove_front(2);
+        assert_eq!(
+            (front.len(), front.size(), front.get(b"r")),
+            (1, 2, Some(b"3".as_slice()))
+        );
+        let mut gone = Vec::new();
+        list.retain(|n, _| n != b"c", |n, v| gone.push((n.to_vec(), v.to_vec())));
+        assert_eq!(list, [("b", "two")].into_iter().collect());
+        assert_eq!(gone, [(b"c".to_vec(), b"3".to_vec())]);
+        assert_eq!(list.size(), 4);
+    }
+
+    #[test]
+    fn rewriting_a_value_over_and_over_stays_bounded() {
+        let mut list: HeaderList = [("k", "v")].into_iter().collect();
+        let big = vec![b'x'; 1000];
+        for _ in 0..10_000 {
+            list.set_value(0, &big);
+        }
+        assert!(list.bytes.len() <= 2 * list.size() + SLACK + big.len());
+        assert_eq!(list.get(b"k"), Some(big.as_slice()));
+    }
+
+    #[test]
+    fn appending_another_list_shifts_its_spans() {
+        let mut list: HeaderList = [(":path", "/")].into_iter().collect();
+        list.extend_from(&[("a", "1"), ("b", "2")].into_iter().collect());
+        assert_eq!(
+            list,
+            [(":path", "/"), ("a", "1"), ("b", "2")]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(list.size(), 10);
+    }
+
+    #[test]
+    fn recycled_buffers_come_back_empty_on_the_same_thread() {
+        let used: HeaderList = [("x-hook", "blue")].into_iter().collect();
+        let capacity = used.bytes.capacity();
+        used.recycle();
+        let mut edits: HeaderList = [("b", "2")].into_iter().collect();
+        let taken = edits.take_recycled();
+        assert_eq!(taken, [("b", "2")].into_iter().collect());
+        assert!(edits.is_empty() && edits.size() == 0);
+        assert!(edits.bytes.capacity() >= capacity && capacity > 0);
+        // With no spare left, the list left behind is a new one.
+        let mut more: HeaderList = [("c", "3")].into_iter().collect();
+        let _ = more.take_recycled();
+        assert_eq!(more.bytes.capacity(), 0);
+    }
+
+    #[test]
+    fn encoding_matches_the_pairs_format() {
+        let list: HeaderList = [("a", "1"), ("bb", "")].into_iter().collect();
+        let mut out = Vec::new();
+        list.encode_into(&mut out);
+        assert_eq!(out, crate::abi::encode_pairs(list.iter()));
+    }
+}
