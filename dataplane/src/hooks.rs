@@ -19,7 +19,7 @@
 //! This module is the only place that translates between hyper's types and the engine's;
 //! `hook-engine` knows nothing of HTTP libraries.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -525,10 +525,12 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let (mut session, mut parts) = match open(host, hook, metrics, &caller, req) {
-        Ok(opened) => opened,
+    let mut session = match open(host, hook, metrics, &caller) {
+        Ok(session) => session,
         Err(skipped) => return *skipped,
     };
+    let mut parts = RequestParts::default();
+    fill_request_parts(&mut parts, req);
     let buffered = hook.callbacks().request_body && !req.body().is_end_stream();
     if buffered {
         let body = std::mem::replace(req.body_mut(), rebuild(Bytes::new()));
@@ -559,7 +561,7 @@ where
     let outcome;
     (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
     let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-    HookRun::new(session, hook, metrics).request_step(req, parts, outcome, rebuild)
+    HookRun::boxed(session, hook, metrics).request_step(req, &mut parts, outcome, rebuild)
 }
 
 /// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
@@ -571,25 +573,27 @@ pub fn request_phase_now<B>(
     caller: Caller<'_>,
     req: &mut Request<B>,
 ) -> RequestStep {
-    let (mut session, mut parts) = match open(host, hook, metrics, &caller, req) {
-        Ok(opened) => opened,
+    let mut session = match open(host, hook, metrics, &caller) {
+        Ok(session) => session,
         Err(skipped) => return *skipped,
     };
-    let outcome = session.on_request(&mut parts);
-    HookRun::new(session, hook, metrics).request_step(req, parts, outcome, None)
+    with_request_parts(|parts| {
+        fill_request_parts(parts, req);
+        let outcome = session.on_request(parts);
+        HookRun::boxed(session, hook, metrics).request_step(req, parts, outcome, None)
+    })
 }
 
-/// Opens the request phase of `hook` on `req` (both ways of running it start here):
-/// the session, nothing run yet, and the parts the guest will see. When the hook
-/// cannot run (module missing or invalid, engine down): the step its policy gives,
-/// its failure answer or the request forwarded untouched (boxed: the rare way).
-fn open<B>(
+/// Opens the session of `hook` for a request (both ways of running it start here),
+/// nothing run yet. When the hook cannot run (module missing or invalid, engine
+/// down): the step its policy gives, its failure answer or the request forwarded
+/// untouched (boxed: the rare way).
+fn open(
     host: &HookHost,
     hook: &CompiledHook,
     metrics: &WorkerMetrics,
     caller: &Caller<'_>,
-    req: &Request<B>,
-) -> Result<(HookSession, RequestParts), Box<RequestStep>> {
+) -> Result<HookSession, Box<RequestStep>> {
     let engine = match &hook.runnable {
         Ok(spec) => host.engine().map(|engine| (spec, engine)),
         Err(reason) => Err(format!("hook {} cannot run: {reason}", hook.id)),
@@ -603,9 +607,7 @@ fn open<B>(
             }))
         }
     };
-    let parts = request_parts(req);
-    let session = engine.session(spec, request_context(hook, caller));
-    Ok((session, parts))
+    Ok(engine.session(spec, request_context(hook, caller)))
 }
 
 /// What the guest learns about the request beyond its head (`request.id` is the
@@ -621,12 +623,18 @@ fn request_context(hook: &CompiledHook, caller: &Caller<'_>) -> RequestContext {
 }
 
 impl HookRun {
-    fn new(session: HookSession, hook: &Arc<CompiledHook>, metrics: &Arc<WorkerMetrics>) -> Self {
-        Self {
+    /// Boxed from the start: a run that goes on to the response phase is kept in
+    /// this box, so the session is not moved again.
+    fn boxed(
+        session: HookSession,
+        hook: &Arc<CompiledHook>,
+        metrics: &Arc<WorkerMetrics>,
+    ) -> Box<Self> {
+        Box::new(Self {
             session,
             hook: hook.clone(),
             metrics: metrics.clone(),
-        }
+        })
     }
 
     /// Turns the request phase's outcome into the step the proxy takes: the guest's
@@ -634,9 +642,9 @@ impl HookRun {
     /// guest has one), or the answer. `rebuild` is there when the body was buffered
     /// (and so may be replaced).
     fn request_step<B>(
-        self,
+        self: Box<Self>,
         req: &mut Request<B>,
-        mut parts: RequestParts,
+        parts: &mut RequestParts,
         outcome: HookOutcome,
         rebuild: Option<&dyn Fn(Bytes) -> B>,
     ) -> RequestStep {
@@ -647,7 +655,7 @@ impl HookRun {
                 let added = if changes.is_empty() {
                     None
                 } else {
-                    apply_request(req, &parts, &mut changes)
+                    apply_request(req, parts, &mut changes)
                 };
                 let replaced = parts.body.take().filter(|_| changes.body_replaced);
                 if let (Some(rebuild), Some(body)) = (rebuild, replaced) {
@@ -656,7 +664,7 @@ impl HookRun {
                 }
                 changes.recycle();
                 let run = if hook.callbacks().response_phase() {
-                    Some(Box::new(self))
+                    Some(self)
                 } else {
                     self.finish();
                     None
@@ -682,7 +690,6 @@ impl HookRun {
                 }
             }
         };
-        recycle_request(parts);
         step
     }
 
@@ -708,7 +715,8 @@ impl HookRun {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let mut parts = response_parts(resp, raw.as_ref());
+        let mut parts = ResponseParts::default();
+        fill_response_parts(&mut parts, resp, raw.as_ref());
         let buffered = self.hook.callbacks().response_body && !resp.body().is_end_stream();
         if buffered {
             let body = std::mem::replace(resp.body_mut(), rebuild(Bytes::new()));
@@ -732,10 +740,11 @@ impl HookRun {
         }
         let inline = self.hook.inline;
         let session = self.session;
-        let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
+        let (session, mut parts, outcome) =
+            run(inline, session, parts, |s, p| s.on_response(p)).await;
         self.session = session;
         let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-        self.response_step(resp, raw, parts, outcome, rebuild)
+        self.response_step(resp, raw, &mut parts, outcome, rebuild)
     }
 
     /// The response phase of a hook that [`CompiledHook::runs_now`] (see
@@ -745,9 +754,11 @@ impl HookRun {
         resp: &mut Response<B>,
         raw: &mut Option<RawFields>,
     ) -> ResponseStep {
-        let mut parts = response_parts(resp, raw.as_ref());
-        let outcome = self.session.on_response(&mut parts);
-        self.response_step(resp, raw, parts, outcome, None)
+        with_response_parts(|parts| {
+            fill_response_parts(parts, resp, raw.as_ref());
+            let outcome = self.session.on_response(parts);
+            self.response_step(resp, raw, parts, outcome, None)
+        })
     }
 
     /// Applies the response phase's outcome (see [`HookRun::response_phase`]) and ends
@@ -756,7 +767,7 @@ impl HookRun {
         self: Box<Self>,
         resp: &mut Response<B>,
         raw: &mut Option<RawFields>,
-        mut parts: ResponseParts,
+        parts: &mut ResponseParts,
         outcome: HookOutcome,
         rebuild: Option<&dyn Fn(Bytes) -> B>,
     ) -> ResponseStep {
@@ -801,7 +812,6 @@ impl HookRun {
                 }
             }
         };
-        recycle_response(parts);
         self.finish();
         step
     }
@@ -873,15 +883,42 @@ fn report(hook: &CompiledHook, log: &[LogRecord]) {
 }
 
 thread_local! {
-    /// The parts of this worker's last finished phase, emptied and filled again by
-    /// the next one: their strings and header buffers are reused, so building a
-    /// phase's parts allocates nothing once they have grown.
-    static SPARE_REQUEST: Cell<Option<RequestParts>> = const { Cell::new(None) };
-    static SPARE_RESPONSE: Cell<Option<ResponseParts>> = const { Cell::new(None) };
+    /// The parts of the phases run on this worker, emptied and filled again by each
+    /// phase: their strings and header buffers are reused, so building a phase's
+    /// parts allocates nothing once they have grown, and they are never moved.
+    static REQUEST_PARTS: RefCell<RequestParts> = RefCell::default();
+    static RESPONSE_PARTS: RefCell<ResponseParts> = RefCell::default();
 }
 
-/// The request as the guest sees it. The map's names are lowercase already.
-fn request_parts<B>(req: &Request<B>) -> RequestParts {
+/// Runs `phase` with this worker's request parts (see [`REQUEST_PARTS`]); fresh
+/// ones if they are in use (they never are: a phase on the worker runs to its end
+/// before the next starts). A body the guest read is not kept.
+fn with_request_parts<R>(phase: impl FnOnce(&mut RequestParts) -> R) -> R {
+    REQUEST_PARTS.with(|parts| match parts.try_borrow_mut() {
+        Ok(mut parts) => {
+            let done = phase(&mut parts);
+            parts.body = None;
+            done
+        }
+        Err(_) => phase(&mut RequestParts::default()),
+    })
+}
+
+/// [`with_request_parts`] for the response.
+fn with_response_parts<R>(phase: impl FnOnce(&mut ResponseParts) -> R) -> R {
+    RESPONSE_PARTS.with(|parts| match parts.try_borrow_mut() {
+        Ok(mut parts) => {
+            let done = phase(&mut parts);
+            parts.body = None;
+            done
+        }
+        Err(_) => phase(&mut ResponseParts::default()),
+    })
+}
+
+/// Fills `parts` with the request as the guest sees it. The map's names are
+/// lowercase already.
+fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
     let authority = req
         .uri()
         .authority()
@@ -893,20 +930,17 @@ fn request_parts<B>(req: &Request<B>) -> RequestParts {
         })
         .unwrap_or("");
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let mut parts = SPARE_REQUEST.take().unwrap_or_default();
     parts.reset(req.method().as_str(), path, authority, "http");
     for (name, value) in req.headers() {
         parts
             .headers
             .push(name.as_str().as_bytes(), value.as_bytes());
     }
-    parts
 }
 
-/// The response as the guest sees it: the upstream's raw fields (those not in the
-/// map yet, names lowercased) first, then the map's.
-fn response_parts<B>(resp: &Response<B>, raw: Option<&RawFields>) -> ResponseParts {
-    let mut parts = SPARE_RESPONSE.take().unwrap_or_default();
+/// Fills `parts` with the response as the guest sees it: the upstream's raw fields
+/// (those not in the map yet, names lowercased) first, then the map's.
+fn fill_response_parts<B>(parts: &mut ResponseParts, resp: &Response<B>, raw: Option<&RawFields>) {
     parts.reset(resp.status().as_u16());
     for (name, value) in raw.into_iter().flat_map(RawFields::end_to_end) {
         parts.headers.push_lowercase(name, value);
@@ -916,19 +950,6 @@ fn response_parts<B>(resp: &Response<B>, raw: Option<&RawFields>) -> ResponsePar
             .headers
             .push(name.as_str().as_bytes(), value.as_bytes());
     }
-    parts
-}
-
-/// Keeps a finished phase's parts for the next phase on this worker (see
-/// [`SPARE_REQUEST`]). A body the guest read is not kept: bodies vary too much.
-fn recycle_request(mut parts: RequestParts) {
-    parts.body = None;
-    SPARE_REQUEST.set(Some(parts));
-}
-
-fn recycle_response(mut parts: ResponseParts) {
-    parts.body = None;
-    SPARE_RESPONSE.set(Some(parts));
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -1217,29 +1238,36 @@ mod tests {
             }
             req.body(()).expect("request")
         };
-        let mut first = request_parts(&head(
-            "http://first.test/a/long/path?x=1",
-            &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
-        ));
-        assert_eq!(first.authority, "first.test");
-        first.body = Some(b"read by the guest".to_vec());
-        first.trailers.push(b"x-trailer", b"1");
+        with_request_parts(|first| {
+            fill_request_parts(
+                first,
+                &head(
+                    "http://first.test/a/long/path?x=1",
+                    &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
+                ),
+            );
+            assert_eq!(first.authority, "first.test");
+            first.body = Some(b"read by the guest".to_vec());
+            first.trailers.push(b"x-trailer", b"1");
+        });
         // The next request on this worker reuses the parts: nothing of the first stays.
-        recycle_request(first);
-        let second = request_parts(&head("/b", &[("Host", "b.test"), ("X-Cased", "v")]));
-        assert_eq!(
-            (second.method.as_str(), second.path.as_str()),
-            ("POST", "/b")
-        );
-        assert_eq!(
-            (second.authority.as_str(), second.scheme.as_str()),
-            ("b.test", "http")
-        );
-        assert_eq!(
-            second.headers,
-            [("host", "b.test"), ("x-cased", "v")].into_iter().collect()
-        );
-        assert_eq!((second.body.as_ref(), second.trailers.len()), (None, 0));
+        with_request_parts(|second| {
+            assert_eq!(second.body, None);
+            fill_request_parts(second, &head("/b", &[("Host", "b.test"), ("X-Cased", "v")]));
+            assert_eq!(
+                (second.method.as_str(), second.path.as_str()),
+                ("POST", "/b")
+            );
+            assert_eq!(
+                (second.authority.as_str(), second.scheme.as_str()),
+                ("b.test", "http")
+            );
+            assert_eq!(
+                second.headers,
+                [("host", "b.test"), ("x-cased", "v")].into_iter().collect()
+            );
+            assert_eq!(second.trailers.len(), 0);
+        });
         // Raw response names are lowercased for the engine, as the map's are.
         let mut raw_head = [httparse::EMPTY_HEADER; 4];
         let mut parsed = httparse::Response::new(&mut raw_head);
@@ -1250,13 +1278,16 @@ mod tests {
             parsed.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
         );
         let resp_head = Response::new(());
-        let mut earlier = response_parts(&resp_head, None);
-        earlier.status = 503;
-        earlier.headers.push(b"x-earlier", b"1");
-        recycle_response(earlier);
-        let parts = response_parts(&resp_head, Some(&raw));
-        assert_eq!(parts.status, 200);
-        assert_eq!(parts.headers, [("x-up", "1")].into_iter().collect());
+        with_response_parts(|earlier| {
+            fill_response_parts(earlier, &resp_head, None);
+            earlier.status = 503;
+            earlier.headers.push(b"x-earlier", b"1");
+        });
+        with_response_parts(|parts| {
+            fill_response_parts(parts, &resp_head, Some(&raw));
+            assert_eq!(parts.status, 200);
+            assert_eq!(parts.headers, [("x-up", "1")].into_iter().collect());
+        });
     }
 
     #[test]
