@@ -890,29 +890,31 @@ thread_local! {
     static RESPONSE_PARTS: RefCell<ResponseParts> = RefCell::default();
 }
 
-/// Runs `phase` with this worker's request parts (see [`REQUEST_PARTS`]); fresh
-/// ones if they are in use (they never are: a phase on the worker runs to its end
-/// before the next starts). A body the guest read is not kept.
+/// Runs `phase` with this worker's request parts (see [`REQUEST_PARTS`]).
 fn with_request_parts<R>(phase: impl FnOnce(&mut RequestParts) -> R) -> R {
-    REQUEST_PARTS.with(|parts| match parts.try_borrow_mut() {
-        Ok(mut parts) => {
-            let done = phase(&mut parts);
-            parts.body = None;
-            done
-        }
-        Err(_) => phase(&mut RequestParts::default()),
-    })
+    with_parts(&REQUEST_PARTS, phase, |parts| parts.body = None)
 }
 
-/// [`with_request_parts`] for the response.
+/// Runs `phase` with this worker's response parts (see [`REQUEST_PARTS`]).
 fn with_response_parts<R>(phase: impl FnOnce(&mut ResponseParts) -> R) -> R {
-    RESPONSE_PARTS.with(|parts| match parts.try_borrow_mut() {
+    with_parts(&RESPONSE_PARTS, phase, |parts| parts.body = None)
+}
+
+/// Lends the worker's `parts` to `phase`, then drops what is not worth keeping
+/// (`forget`: a body the guest read). Fresh parts if they are in use (they never
+/// are: a phase on the worker runs to its end before the next starts).
+fn with_parts<P: Default + 'static, R>(
+    parts: &'static std::thread::LocalKey<RefCell<P>>,
+    phase: impl FnOnce(&mut P) -> R,
+    forget: fn(&mut P),
+) -> R {
+    parts.with(|parts| match parts.try_borrow_mut() {
         Ok(mut parts) => {
             let done = phase(&mut parts);
-            parts.body = None;
+            forget(&mut parts);
             done
         }
-        Err(_) => phase(&mut ResponseParts::default()),
+        Err(_) => phase(&mut P::default()),
     })
 }
 
