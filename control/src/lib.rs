@@ -31,6 +31,8 @@ pub mod servers;
 pub mod settings;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tokens;
 pub mod users;
 pub mod wire;

@@ -166,12 +166,9 @@ pub fn prune_older_than(state: &AppState, retention_days: u32) -> Result<u64, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
-    use crate::store::Store;
 
-    fn state() -> AppState {
-        let dir = std::env::temp_dir().join(format!("hoody-activity-{}", crate::wire::new_id()));
-        AppState::with_store(Settings::for_data_dir(dir), Store::temporary().unwrap()).unwrap()
+    fn state() -> crate::testing::TempState {
+        crate::testing::TempState::new("activity")
     }
 
     fn put(state: &AppState, id: &str, user: &str, status: u16, created_at: &str) {

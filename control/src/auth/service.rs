@@ -776,16 +776,9 @@ pub fn create_verified_user(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
 
-    fn state() -> (AppState, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("hoody-auth-{}", new_id()));
-        let state = AppState::with_store(
-            Settings::for_data_dir(&dir),
-            crate::store::Store::temporary().unwrap(),
-        )
-        .unwrap();
-        (state, dir)
+    fn state() -> crate::testing::TempState {
+        crate::testing::TempState::new("auth")
     }
 
     fn token_of(mail: &Mail) -> String {
@@ -830,7 +823,7 @@ mod tests {
 
     #[tokio::test]
     async fn verification_provisions_project_server_and_event_once() {
-        let (state, _dir) = state();
+        let state = state();
         let mail = signup(&state, &signup_req("Ann@Example.com")).unwrap();
         assert!(mail.body.contains("email=ann%40example.com"));
         let token = token_of(&mail);
@@ -863,7 +856,7 @@ mod tests {
 
     #[tokio::test]
     async fn verification_with_another_email_is_refused_and_keeps_the_token() {
-        let (state, _dir) = state();
+        let state = state();
         let token = token_of(&signup(&state, &signup_req("bob@example.com")).unwrap());
         assert!(matches!(
             verify_email(
@@ -878,7 +871,7 @@ mod tests {
 
     #[tokio::test]
     async fn login_needs_verification_and_the_right_password() {
-        let (state, _dir) = state();
+        let state = state();
         let token = token_of(&signup(&state, &signup_req("cy@example.com")).unwrap());
         assert!(matches!(
             login(&state, &login_req("cy@example.com", PW), IP),
@@ -910,7 +903,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_signup_of_an_unverified_address_sets_the_password_it_carries() {
-        let (state, _dir) = state();
+        let state = state();
         signup(&state, &signup_req("dee@example.com")).unwrap();
         let mut second = signup_req("dee@example.com");
         second.password = "Another-Horse-7".into();
@@ -922,7 +915,7 @@ mod tests {
 
     #[tokio::test]
     async fn reset_sets_the_password_and_retires_older_links() {
-        let (state, _dir) = state();
+        let state = state();
         create_verified_user(&state, "eli@example.com", PW, false).unwrap();
         let req = EmailRequest {
             email: "eli@example.com".into(),

@@ -547,13 +547,10 @@ pub fn cleanup(
 mod tests {
     use super::*;
     use crate::events::model::{record, NewEvent};
-    use crate::settings::Settings;
-    use crate::store::Store;
     use serde_json::json;
 
-    fn state() -> AppState {
-        let dir = std::env::temp_dir().join(format!("hoody-events-{}", crate::wire::new_id()));
-        AppState::with_store(Settings::for_data_dir(dir), Store::temporary().unwrap()).unwrap()
+    fn state() -> crate::testing::TempState {
+        crate::testing::TempState::new("events")
     }
 
     fn emit(state: &AppState, kind: &'static str, user: &str, resource: &str) {

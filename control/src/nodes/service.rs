@@ -126,15 +126,10 @@ pub fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiRes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
-    use crate::store::Store;
     use axum::http::{HeaderMap, HeaderValue};
 
-    fn state() -> (AppState, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("hoody-nodes-{}", wire::new_id()));
-        let state = AppState::with_store(Settings::for_data_dir(&dir), Store::temporary().unwrap())
-            .unwrap();
-        (state, dir)
+    fn state() -> crate::testing::TempState {
+        crate::testing::TempState::new("nodes")
     }
 
     fn bearer(token: &str) -> HeaderMap {
@@ -148,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn created_token_authenticates_until_revoked() {
-        let (state, dir) = state();
+        let state = state();
         let made = create(&state, Some("edge-1".into())).unwrap();
         assert!(made.token.starts_with(NODE_TOKEN_PREFIX));
         let listed = list(&state).unwrap();
@@ -160,12 +155,11 @@ mod tests {
         );
         revoke(&state, &made.id).unwrap();
         assert!(authenticate(&state, &bearer(&made.token)).is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
     async fn refuses_bad_names_and_foreign_credentials() {
-        let (state, dir) = state();
+        let state = state();
         assert!(matches!(
             create(&state, Some("bad name".into())),
             Err(ApiError::Validation { .. })
@@ -175,6 +169,5 @@ mod tests {
             let err = authenticate(&state, &bearer(t)).unwrap_err();
             assert_eq!(err.code(), "INVALID_NODE_TOKEN");
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -922,12 +922,9 @@ pub fn public_profile(state: &AppState, public_key: &str) -> Result<PublicProfil
 mod tests {
     use super::*;
     use crate::events::model::{EVENTS, EVENTS_BY_USER};
-    use crate::settings::Settings;
-    use crate::store::Store;
 
-    fn state() -> AppState {
-        let dir = std::env::temp_dir().join(format!("hoody-tokens-{}", new_id()));
-        AppState::with_store(Settings::for_data_dir(dir), Store::temporary().unwrap()).unwrap()
+    fn state() -> crate::testing::TempState {
+        crate::testing::TempState::new("tokens")
     }
 
     fn user(id: &str) -> User {
