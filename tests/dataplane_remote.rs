@@ -177,6 +177,27 @@ fn published_version(text: &str) -> Option<f64> {
 }
 
 #[test]
+fn an_admin_write_is_on_disk_when_it_answers() {
+    let mut server = Server::start();
+    let names = ["edge-a", "edge-b", "edge-c"];
+    for name in names {
+        create_node_token(&server.data_dir, name);
+    }
+    // Killed right away, within the store's own flush interval.
+    server.kill9();
+    server.spawn();
+    let listed = admin(&server.data_dir, &["list-node-tokens"]);
+    let mut kept: Vec<&str> = listed["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(kept, names, "{listed}");
+}
+
+#[test]
 fn two_nodes_follow_the_control_plane_and_outlive_it() {
     let scratch = TempDir::new("remote");
     let a = Backend::start("A");
@@ -242,8 +263,7 @@ fn two_nodes_follow_the_control_plane_and_outlive_it() {
     }
 
     // The control plane dies: both nodes keep serving the last snapshot.
-    let (api_port, proxy_port) = (server.api_port, server.proxy_port);
-    server.kill9();
+    let held = server.kill9_keeping_ports();
     for n in [&n1, &n2] {
         assert_eq!(n.fetch("app.test").0, 403);
         assert_eq!(n.fetch("docs.test"), (200, "A".to_string()));
@@ -267,7 +287,7 @@ fn two_nodes_follow_the_control_plane_and_outlive_it() {
         403,
         "nothing changes before the restart"
     );
-    server.spawn_on(api_port, proxy_port);
+    server.restart_on(held);
     for n in [&n1, &n2] {
         wait_served(n, "app.test", "A");
         wait_served(n, "new.test", "B");
@@ -417,8 +437,7 @@ async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
     }
 
     // The control plane dies: both nodes keep enforcing the last snapshot.
-    let (api_port, proxy_port) = (server.api_port, server.proxy_port);
-    server.kill9();
+    let held = server.kill9_keeping_ports();
     for n in [&n1, &n2] {
         assert_eq!(n.request(host, "/cgi-bin/env", "").0, 401);
         let (status, text) = n.request(host, "/cgi-bin/env", &alice);
@@ -434,7 +453,7 @@ async fn proxy_document_writes_reach_two_nodes_and_outlive_the_control_plane() {
     assert_eq!(n1.request(host, "/cgi-bin/env", &claim_header).0, 200);
 
     // Back on the same address: a new write reaches both nodes.
-    server.spawn_on(api_port, proxy_port);
+    server.restart_on(held);
     tenant_call(
         &client,
         &server,

@@ -48,17 +48,29 @@ pub enum Operation {
     },
 }
 
-/// Runs an operation and returns a JSON summary.
+/// Runs an operation and returns a JSON summary. What an operation wrote is on disk
+/// before it answers: an operator who created a node token and then stops the
+/// server (even with `kill -9`) must still find it, and the store otherwise
+/// flushes on its own schedule (`flush_every_ms`).
 pub async fn execute(state: &AppState, op: Operation) -> Result<Value, ApiError> {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || match op {
+    tokio::task::spawn_blocking(move || {
+        let answer = run(&state, op)?;
+        state.store.flush()?;
+        Ok(answer)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn run(state: &AppState, op: Operation) -> Result<Value, ApiError> {
+    match op {
         Operation::CreateUser {
             email,
             password,
             admin,
         } => {
-            let user =
-                crate::auth::service::create_verified_user(&state, &email, &password, admin)?;
+            let user = crate::auth::service::create_verified_user(state, &email, &password, admin)?;
             Ok(json!({"id": user.id, "email": user.email, "is_admin": user.is_admin}))
         }
         Operation::Backup { path } => {
@@ -66,11 +78,11 @@ pub async fn execute(state: &AppState, op: Operation) -> Result<Value, ApiError>
             Ok(json!({"path": path, "records": records}))
         }
         Operation::CreateNodeToken { name } => {
-            let made = crate::nodes::service::create(&state, name)?;
+            let made = crate::nodes::service::create(state, name)?;
             Ok(serde_json::to_value(made).map_err(ApiError::internal)?)
         }
         Operation::ListNodeTokens => {
-            let tokens = crate::nodes::service::list(&state)?;
+            let tokens = crate::nodes::service::list(state)?;
             let listed: Vec<Value> = tokens
                 .into_iter()
                 .map(|t| {
@@ -86,13 +98,11 @@ pub async fn execute(state: &AppState, op: Operation) -> Result<Value, ApiError>
             Ok(json!({"published_version": state.publisher.version(), "nodes": listed}))
         }
         Operation::RevokeNodeToken { id } => {
-            let gone = crate::nodes::service::revoke(&state, &id)?;
+            let gone = crate::nodes::service::revoke(state, &id)?;
             Ok(json!({"id": gone.id, "name": gone.name, "revoked": true}))
         }
-        Operation::SetStaticRoutes { routes } => crate::proxy::static_routes::set(&state, routes),
-    })
-    .await
-    .map_err(ApiError::internal)?
+        Operation::SetStaticRoutes { routes } => crate::proxy::static_routes::set(state, routes),
+    }
 }
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {

@@ -95,6 +95,9 @@ pub struct Server {
     _dir: Option<TempDir>,
 }
 
+/// A killed server's ports, bound by placeholders (see [`Server::kill9_keeping_ports`]).
+pub struct HeldPorts(Vec<std::net::TcpListener>);
+
 impl Server {
     /// Starts a server with default settings in a new data directory.
     pub fn start() -> Server {
@@ -250,6 +253,28 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills the server and keeps its ports bound by placeholder listeners until
+    /// [`Server::restart_on`] hands them back: while it is down, a parallel test's
+    /// server could otherwise be given one of them as a free port, and clients that
+    /// keep the old address would reach that server instead. Connections queued on
+    /// a placeholder are reset when it goes, as a dead server's would be.
+    pub fn kill9_keeping_ports(&mut self) -> HeldPorts {
+        self.kill9();
+        HeldPorts(
+            [self.api_port, self.proxy_port]
+                .iter()
+                .filter_map(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).ok())
+                .collect(),
+        )
+    }
+
+    /// Starts the server again on the ports `held` kept for it.
+    pub fn restart_on(&mut self, held: HeldPorts) {
+        let (api_port, proxy_port) = (self.api_port, self.proxy_port);
+        drop(held);
+        self.spawn_on(api_port, proxy_port);
     }
 
     /// Every email written to the outbox, oldest first, as raw text.
