@@ -1076,17 +1076,9 @@ fn apply_request<B>(
 /// rewrites or frames by (hop-by-hop fields, framing, `Host`, the forwarding
 /// fields, the owner claim), which only the map path handles.
 fn raw_addable(name: &[u8]) -> bool {
-    const MANAGED: [&[u8]; 7] = [
-        b"content-length",
-        b"transfer-encoding",
-        b"host",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"forwarded",
-    ];
     !crate::fields::is_hop_by_hop(name)
-        && !MANAGED.contains(&name)
+        && !crate::upstream::h1::written_by_this_hop(name)
+        && name != header::HOST.as_str().as_bytes()
         && name != crate::gate::OWNER_CLAIM_HEADER.as_bytes()
 }
 

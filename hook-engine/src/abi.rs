@@ -131,13 +131,24 @@ pub fn encode_pairs<'a, I>(pairs: I) -> Vec<u8>
 where
     I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
+    let mut out = Vec::new();
+    encode_pairs_into(pairs, &mut out);
+    out
+}
+
+/// [`encode_pairs`], appended to `out` (a buffer kept between calls allocates
+/// nothing once it has grown).
+pub fn encode_pairs_into<'a, I>(pairs: I, out: &mut Vec<u8>)
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
     let mut count = 0u32;
     let mut size = 4;
     for (k, v) in pairs.clone() {
         count += 1;
         size += 8 + k.len() + v.len() + 2;
     }
-    let mut out = Vec::with_capacity(size);
+    out.reserve(size);
     out.extend_from_slice(&count.to_le_bytes());
     for (k, v) in pairs.clone() {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -149,7 +160,6 @@ where
         out.extend_from_slice(v);
         out.push(0);
     }
-    out
 }
 
 /// Encodes a header list (see [`encode_pairs`]).

@@ -576,27 +576,28 @@ fn load_map(map: &mut HeaderList, pseudo: &[(&'static str, &[u8])], headers: &He
 /// Pseudo-headers a request phase loads ahead of the regular headers.
 const REQUEST_PSEUDO: usize = 4;
 
-/// Swaps the guest's `map` into `headers` without its first `pseudo` entries: the
-/// pseudo-headers as loaded, when the guest wrote none (see
-/// `CallData::request_pseudo_touched`).
-fn take_after_pseudo(map: &mut HeaderList, headers: &mut HeaderList, pseudo: usize) {
-    std::mem::swap(map, headers);
-    headers.remove_front(pseudo);
-}
-
-/// Hands each pseudo-header of the guest's `map` to `pseudo`, then swaps the map
-/// into `headers` without them (the buffers trade places; nothing is copied).
+/// Moves the guest's `map` into `headers` without its pseudo-headers (the buffers
+/// trade places; nothing is copied). While the guest wrote no pseudo-header
+/// (`pseudo_written`, see `CallData::request_pseudo_touched`) they are the `loaded`
+/// first entries, as loaded, and simply go; otherwise each is handed to `pseudo`
+/// before they are filtered out.
 fn take_regular(
     map: &mut HeaderList,
     headers: &mut HeaderList,
+    loaded: usize,
+    pseudo_written: bool,
     mut pseudo: impl FnMut(&[u8], &[u8]),
 ) {
-    for (name, value) in map.iter() {
+    std::mem::swap(map, headers);
+    if !pseudo_written {
+        headers.remove_front(loaded);
+        return;
+    }
+    for (name, value) in headers.iter() {
         if name.starts_with(b":") {
             pseudo(name, value);
         }
     }
-    std::mem::swap(map, headers);
     headers.retain(|name, _| !name.starts_with(b":"), |_, _| {});
 }
 
@@ -649,14 +650,13 @@ impl PhaseParts for RequestParts {
             return Changes::default();
         }
         let (mut path, mut method, mut authority) = (None, None, None);
-        if call.request_touched && !call.request_pseudo_touched {
-            take_after_pseudo(&mut call.request_headers, &mut self.headers, REQUEST_PSEUDO);
-            std::mem::swap(&mut self.trailers, &mut call.request_trailers);
-        } else if call.request_touched {
+        if call.request_touched {
             let mut seen = [false; 3];
             take_regular(
                 &mut call.request_headers,
                 &mut self.headers,
+                REQUEST_PSEUDO,
+                call.request_pseudo_touched,
                 |name, value| {
                     // Only the first value of each counts: later ones leave it as it is.
                     let (slot, seen, current) = match name {
@@ -724,13 +724,12 @@ impl PhaseParts for ResponseParts {
             return Changes::default();
         }
         let mut status = None;
-        if call.response_touched && !call.response_pseudo_touched {
-            take_after_pseudo(&mut call.response_headers, &mut self.headers, 1);
-            std::mem::swap(&mut self.trailers, &mut call.response_trailers);
-        } else if call.response_touched {
+        if call.response_touched {
             take_regular(
                 &mut call.response_headers,
                 &mut self.headers,
+                1,
+                call.response_pseudo_touched,
                 |name, value| {
                     if name == b":status" && status.is_none() {
                         status = Some(

@@ -28,6 +28,20 @@ struct Entry {
     value_len: u32,
 }
 
+impl Entry {
+    /// The name and value in `bytes`, the buffer of the entry's list.
+    fn pair(self, bytes: &[u8]) -> (&[u8], &[u8]) {
+        let name = &bytes[self.name as usize..(self.name + self.name_len) as usize];
+        let value = &bytes[self.value as usize..(self.value + self.value_len) as usize];
+        (name, value)
+    }
+
+    /// Bytes of its name and value.
+    fn size(&self) -> usize {
+        (self.name_len + self.value_len) as usize
+    }
+}
+
 /// Garbage a map tolerates before compacting, beyond as much as it holds.
 const SLACK: usize = 4 << 10;
 
@@ -128,9 +142,12 @@ impl HeaderList {
     }
 
     fn pair(&self, e: &Entry) -> (&[u8], &[u8]) {
-        let name = &self.bytes[e.name as usize..(e.name + e.name_len) as usize];
-        let value = &self.bytes[e.value as usize..(e.value + e.value_len) as usize];
-        (name, value)
+        e.pair(&self.bytes)
+    }
+
+    /// Whether `e` is named exactly `name` (lengths compared first).
+    fn is_named(&self, e: &Entry, name: &[u8]) -> bool {
+        e.name_len as usize == name.len() && self.pair(e).0 == name
     }
 
     pub fn iter(&self) -> Iter<'_> {
@@ -156,20 +173,18 @@ impl HeaderList {
 
     /// The position of the first header with exactly this name, from `from` on.
     pub fn position_of(&self, name: &[u8], from: usize) -> Option<usize> {
-        let len = name.len() as u32;
         let rest = self.entries.get(from..)?;
         rest.iter()
-            .position(|e| e.name_len == len && self.pair(e).0 == name)
+            .position(|e| self.is_named(e, name))
             .map(|at| from + at)
     }
 
     /// Bytes the headers with exactly this name hold, names included.
     pub fn size_of(&self, name: &[u8]) -> usize {
-        let len = name.len() as u32;
         self.entries
             .iter()
-            .filter(|e| e.name_len == len && self.pair(e).0 == name)
-            .map(|e| (e.name_len + e.value_len) as usize)
+            .filter(|e| self.is_named(e, name))
+            .map(Entry::size)
             .sum()
     }
 
@@ -196,8 +211,7 @@ impl HeaderList {
     /// Removes the `index`th header, keeping the order of the rest.
     pub fn remove(&mut self, index: usize) {
         if index < self.entries.len() {
-            let e = self.entries.remove(index);
-            self.size -= (e.name_len + e.value_len) as usize;
+            self.size -= self.entries.remove(index).size();
             self.compact_if_wasteful();
         }
     }
@@ -205,10 +219,7 @@ impl HeaderList {
     /// Removes the first `count` headers.
     pub fn remove_front(&mut self, count: usize) {
         let count = count.min(self.entries.len());
-        let gone: usize = self.entries[..count]
-            .iter()
-            .map(|e| (e.name_len + e.value_len) as usize)
-            .sum();
+        let gone: usize = self.entries[..count].iter().map(Entry::size).sum();
         self.entries.drain(..count);
         self.size -= gone;
     }
@@ -223,8 +234,7 @@ impl HeaderList {
         let bytes = &self.bytes;
         let mut size = self.size;
         self.entries.retain(|e| {
-            let name = &bytes[e.name as usize..(e.name + e.name_len) as usize];
-            let value = &bytes[e.value as usize..(e.value + e.value_len) as usize];
+            let (name, value) = e.pair(bytes);
             if keep(name, value) {
                 return true;
             }
@@ -274,23 +284,6 @@ impl HeaderList {
                 spare.push(self);
             }
         });
-    }
-
-    /// The pairs encoding proxy-wasm guests decode (see [`crate::abi::encode_pairs`]),
-    /// appended to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.reserve(4 + self.len() * 10 + self.size);
-        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
-        for e in &self.entries {
-            out.extend_from_slice(&e.name_len.to_le_bytes());
-            out.extend_from_slice(&e.value_len.to_le_bytes());
-        }
-        for (name, value) in self.iter() {
-            out.extend_from_slice(name);
-            out.push(0);
-            out.extend_from_slice(value);
-            out.push(0);
-        }
     }
 }
 
@@ -442,13 +435,5 @@ mod tests {
         let mut more: HeaderList = [("c", "3")].into_iter().collect();
         let _ = more.take_recycled();
         assert_eq!(more.bytes.capacity(), 0);
-    }
-
-    #[test]
-    fn encoding_matches_the_pairs_format() {
-        let list: HeaderList = [("a", "1"), ("bb", "")].into_iter().collect();
-        let mut out = Vec::new();
-        list.encode_into(&mut out);
-        assert_eq!(out, crate::abi::encode_pairs(list.iter()));
     }
 }

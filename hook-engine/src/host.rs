@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{
-    decode_pairs, header_rejection, lowercase_checked, BufferType, LogLevel, MapType, MetricType,
-    Status,
+    decode_pairs, encode_pairs_into, header_rejection, lowercase_checked, BufferType, LogLevel,
+    MapType, MetricType, Status,
 };
 use crate::headers::HeaderList;
 use crate::outcome::LocalResponse;
@@ -109,6 +109,28 @@ pub(crate) fn return_bytes(
     };
     write_u32(caller, ptr_out, address as u32)?;
     write_u32(caller, len_out, bytes.len() as u32)
+}
+
+/// Hands the guest what `fill` writes into the state's scratch buffer, so a call
+/// allocates nothing on the host side. `fill` sees guest memory and the state at
+/// once, and says whether there was anything to hand over (`false`: `NotFound`).
+fn return_filled(
+    c: &mut Ctx<'_>,
+    ptr_out: i32,
+    len_out: i32,
+    fill: impl FnOnce(&[u8], &HostState, &mut Vec<u8>) -> HostResult<bool>,
+) -> HostResult {
+    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
+    let mut bytes = std::mem::take(&mut c.data_mut().scratch);
+    bytes.clear();
+    let (guest, state) = memory.data_and_store_mut(&mut *c);
+    let result = match fill(guest, state, &mut bytes) {
+        Ok(true) => return_bytes(c, &bytes, ptr_out, len_out),
+        Ok(false) => Err(Status::NotFound.into()),
+        Err(fault) => Err(fault),
+    };
+    c.data_mut().scratch = bytes;
+    result
 }
 
 /// Registers every implemented `env.proxy_*` function.
@@ -277,12 +299,10 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 fn get_map_pairs(c: &mut Ctx<'_>, map: i32, ptr_out: i32, len_out: i32) -> HostResult {
     let map = map_type(map)?;
-    let mut encoded = std::mem::take(&mut c.data_mut().scratch);
-    encoded.clear();
-    c.data().call.map(map).encode_into(&mut encoded);
-    let result = return_bytes(c, &encoded, ptr_out, len_out);
-    c.data_mut().scratch = encoded;
-    result
+    return_filled(c, ptr_out, len_out, |_, state, out| {
+        encode_pairs_into(state.call.map(map).iter(), out);
+        Ok(true)
+    })
 }
 
 fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
@@ -299,8 +319,8 @@ fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
     Ok(())
 }
 
-/// The values of the name, read in place in guest memory, joined with commas into
-/// the state's scratch buffer (as Envoy presents repeated headers) and handed over.
+/// The values of the name (read in place in guest memory), joined with commas as
+/// Envoy presents repeated headers.
 fn get_map_value(
     c: &mut Ctx<'_>,
     map: i32,
@@ -310,27 +330,19 @@ fn get_map_value(
     len_out: i32,
 ) -> HostResult {
     let map = map_type(map)?;
-    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
-    let mut joined = std::mem::take(&mut c.data_mut().scratch);
-    joined.clear();
-    let (guest, state) = memory.data_and_store_mut(&mut *c);
-    let found = guest_slice(guest, kp, kl).map(|key| {
+    return_filled(c, ptr_out, len_out, |guest, state, out| {
+        let key = guest_slice(guest, kp, kl)?;
         let mut values = state.call.map(map).get_all(key);
-        let first = values.next()?;
-        joined.extend_from_slice(first);
+        let Some(first) = values.next() else {
+            return Ok(false);
+        };
+        out.extend_from_slice(first);
         for more in values {
-            joined.push(b',');
-            joined.extend_from_slice(more);
+            out.push(b',');
+            out.extend_from_slice(more);
         }
-        Some(())
-    });
-    let result = match found {
-        Ok(Some(())) => return_bytes(c, &joined, ptr_out, len_out),
-        Ok(None) => Err(Status::NotFound.into()),
-        Err(fault) => Err(fault),
-    };
-    c.data_mut().scratch = joined;
-    result
+        Ok(true)
+    })
 }
 
 /// Adds or replaces a value: name and value checked in place in guest memory, the
@@ -583,34 +595,23 @@ fn add_properties(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Resolves the property into the state's scratch buffer (the path read in place in
-/// guest memory), then hands it to the guest: no host allocation per call.
+/// Resolves the property, its path read in place in guest memory.
 fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32) -> HostResult {
-    let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
-    let mut value = std::mem::take(&mut c.data_mut().scratch);
-    value.clear();
-    let (guest, state) = memory.data_and_store_mut(&mut *c);
-    let found = guest_slice(guest, ptr, len).map(|raw| {
+    return_filled(c, ptr_out, len_out, |guest, state, out| {
+        let raw = guest_slice(guest, ptr, len)?;
         let mut segments = properties::Segments::default();
-        match std::str::from_utf8(raw) {
+        Ok(match std::str::from_utf8(raw) {
             Ok(text) if segments.split(text) => {
-                properties::resolve_into(state, segments.as_slice(), &mut value)
+                properties::resolve_into(state, segments.as_slice(), out)
             }
             // Not UTF-8, or deeper than any path we answer: the general way.
             _ => {
                 let path = properties::parse_path(raw);
                 let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                properties::resolve_into(state, &path, &mut value)
+                properties::resolve_into(state, &path, out)
             }
-        }
-    });
-    let result = match found {
-        Ok(true) => return_bytes(c, &value, ptr_out, len_out),
-        Ok(false) => Err(Status::NotFound.into()),
-        Err(fault) => Err(fault),
-    };
-    c.data_mut().scratch = value;
-    result
+        })
+    })
 }
 
 /// Guest-set properties live for the request and are bounded like headers.

@@ -186,13 +186,7 @@ impl Changes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.added_headers.is_empty()
-            && self.removed_headers.is_empty()
-            && self.path.is_none()
-            && self.method.is_none()
-            && self.authority.is_none()
-            && self.status.is_none()
-            && !self.body_replaced
+        *self == Self::default()
     }
 }
 

@@ -2,7 +2,7 @@
 //! answered from the request being served. Paths arrive NUL-separated (`request\0path`)
 //! as the SDKs send them; dotted strings are accepted too.
 
-use crate::abi::encode_pairs;
+use crate::abi::encode_pairs_into;
 use crate::headers::HeaderList;
 use crate::state::HostState;
 
@@ -107,7 +107,7 @@ pub(crate) fn resolve_into(state: &HostState, path: &[&str], out: &mut Vec<u8>) 
             return int(code, out);
         }
         ["response", "headers"] => {
-            out.extend_from_slice(&encode_pairs(regular(&call.response_headers)));
+            encode_pairs_into(regular(&call.response_headers), out);
             return true;
         }
         ["response", "headers", name] => header(&call.response_headers, name),
@@ -159,7 +159,7 @@ fn request_property(
             None => header(headers, "x-request-id"),
         },
         ["headers"] => {
-            out.extend_from_slice(&encode_pairs(regular(headers)));
+            encode_pairs_into(regular(headers), out);
             return true;
         }
         ["headers", name] => header(headers, name),

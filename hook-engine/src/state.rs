@@ -172,21 +172,24 @@ impl CallData {
     /// pseudo-headers, when `pseudo`).
     fn map_mut(&mut self, map: MapType, pseudo: bool) -> (&mut HeaderList, Option<&mut Edits>) {
         match map {
-            MapType::RequestHeaders | MapType::RequestTrailers => self.request_touched = true,
-            MapType::ResponseHeaders | MapType::ResponseTrailers => self.response_touched = true,
-        }
-        match map {
-            MapType::RequestHeaders => self.request_pseudo_touched |= pseudo,
-            MapType::ResponseHeaders => self.response_pseudo_touched |= pseudo,
-            MapType::RequestTrailers | MapType::ResponseTrailers => {}
-        }
-        match map {
-            MapType::RequestHeaders => (&mut self.request_headers, Some(&mut self.request_edits)),
-            MapType::RequestTrailers => (&mut self.request_trailers, None),
+            MapType::RequestHeaders => {
+                self.request_touched = true;
+                self.request_pseudo_touched |= pseudo;
+                (&mut self.request_headers, Some(&mut self.request_edits))
+            }
+            MapType::RequestTrailers => {
+                self.request_touched = true;
+                (&mut self.request_trailers, None)
+            }
             MapType::ResponseHeaders => {
+                self.response_touched = true;
+                self.response_pseudo_touched |= pseudo;
                 (&mut self.response_headers, Some(&mut self.response_edits))
             }
-            MapType::ResponseTrailers => (&mut self.response_trailers, None),
+            MapType::ResponseTrailers => {
+                self.response_touched = true;
+                (&mut self.response_trailers, None)
+            }
         }
     }
 
@@ -221,7 +224,6 @@ impl CallData {
                     index += 1;
                     index <= first + 1 || n != name
                 },
-                // In their original order, so an undo puts them back in it.
                 |n, v| {
                     if let Some(edits) = edits.as_deref_mut() {
                         edits.remove(n, v);

@@ -13,7 +13,7 @@ use std::io::Write;
 
 use bytes::BytesMut;
 use hook_engine::HeaderList;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::fields::{FieldSpans, RawFields};
@@ -57,9 +57,22 @@ pub struct Forwarding<'a> {
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const FORWARDED: &str = "forwarded";
+
+/// Fields of the request this hop writes itself (its framing and forwarding
+/// fields): the client's are dropped or, for `X-Forwarded-For`, extended.
+pub fn written_by_this_hop(name: &[u8]) -> bool {
+    // A match on the bytes: dispatched on the length, and on the writer's path for
+    // every field of every request.
+    matches!(
+        name,
+        b"content-length"
+            | b"transfer-encoding"
+            | b"x-forwarded-for"
+            | b"x-forwarded-proto"
+            | b"x-forwarded-host"
+            | b"forwarded"
+    )
+}
 
 /// Serializes an origin-form request head into `out` (cleared first). The
 /// caller has already removed hop-by-hop headers; any Content-Length or
@@ -82,16 +95,9 @@ pub fn encode_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut prior_xff = false;
     for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        if written_by_this_hop(name.as_str().as_bytes()) {
+            prior_xff |= name.as_str() == X_FORWARDED_FOR;
             continue;
-        }
-        match name.as_str() {
-            X_FORWARDED_FOR => {
-                prior_xff = true;
-                continue;
-            }
-            X_FORWARDED_PROTO | X_FORWARDED_HOST | FORWARDED => continue,
-            _ => {}
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
@@ -300,6 +306,7 @@ impl Framing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header;
 
     fn no_forwarding() -> (HeaderValue, HeaderValue, HeaderValue) {
         (
