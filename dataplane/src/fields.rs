@@ -35,16 +35,6 @@ pub struct RawFields {
     added: HeaderList,
 }
 
-/// A hook's additions go back to the engine's spare lists when the response is done
-/// with, for the next phases' edits on this thread (see [`HeaderList::recycle`]).
-impl Drop for RawFields {
-    fn drop(&mut self) {
-        if !self.added.is_empty() {
-            std::mem::take(&mut self.added).recycle();
-        }
-    }
-}
-
 impl RawFields {
     /// Fields of `bytes`, whose name and value slices the parser returned.
     pub fn new<'a>(

@@ -662,7 +662,6 @@ impl HookRun {
                     *req.body_mut() = rebuild(Bytes::from(body));
                     req.headers_mut().remove(header::CONTENT_LENGTH);
                 }
-                changes.recycle();
                 let run = if hook.callbacks().response_phase() {
                     Some(self)
                 } else {
@@ -792,7 +791,6 @@ impl HookRun {
                     *resp.body_mut() = rebuild(Bytes::from(body));
                     resp.headers_mut().remove(header::CONTENT_LENGTH);
                 }
-                changes.recycle();
                 ResponseStep::Send
             }
             HookOutcome::LocalResponse(local) => {

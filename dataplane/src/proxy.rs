@@ -444,9 +444,6 @@ async fn proxy(
         Ok(ok) => ok,
         Err(l) => return Ok(answer(l, outcome)),
     };
-    if let Some(added) = hook_added {
-        added.recycle();
-    }
     // 8. response
     let resp = match upstream_response(w, addr, head, up, client_upgrade) {
         Ok(resp) => resp,

@@ -610,17 +610,12 @@ fn changed_pseudo(seen: &mut bool, value: &[u8], current: &str) -> Option<String
     String::from_utf8(value.to_vec()).ok()
 }
 
-/// The edits of a phase the guest continued, handed out; the call keeps buffers
-/// recycled from earlier phases' [`Changes`] instead.
+/// The edits of a phase the guest continued, handed out.
 fn take_edits(edits: &mut Edits) -> (HeaderList, HeaderList) {
-    let take = |list: &mut HeaderList| {
-        if list.is_empty() {
-            HeaderList::new()
-        } else {
-            list.take_recycled()
-        }
-    };
-    (take(&mut edits.added), take(&mut edits.removed))
+    (
+        std::mem::take(&mut edits.added),
+        std::mem::take(&mut edits.removed),
+    )
 }
 
 impl PhaseParts for RequestParts {

@@ -49,17 +49,6 @@ const SLACK: usize = 4 << 10;
 const INITIAL_BYTES: usize = 256;
 const INITIAL_ENTRIES: usize = 8;
 
-/// Buffers of lists handed out with a phase's edits, kept per thread for the next
-/// phases (see [`HeaderList::recycle`]): most phases edit something, and each
-/// would otherwise allocate fresh edit lists.
-const RECYCLED: usize = 8;
-/// A list larger than this is not kept.
-const RECYCLED_BYTES: usize = 16 << 10;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<HeaderList>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl HeaderList {
     pub fn new() -> Self {
         Self::default()
@@ -259,32 +248,6 @@ impl HeaderList {
         }
         *self = compact;
     }
-
-    /// Moves the list out, leaving an empty one in its place that has the buffers
-    /// of a list recycled earlier on this thread, when there is one.
-    pub(crate) fn take_recycled(&mut self) -> HeaderList {
-        let spare = SPARE
-            .try_with(|spare| spare.borrow_mut().pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        std::mem::replace(self, spare)
-    }
-
-    /// Keeps this list's buffers, on this thread, for the engine's next edit lists
-    /// (a few lists of moderate size; others are simply dropped).
-    pub fn recycle(mut self) {
-        if self.bytes.capacity() == 0 || self.bytes.capacity() > RECYCLED_BYTES {
-            return;
-        }
-        self.clear();
-        let _ = SPARE.try_with(|spare| {
-            let mut spare = spare.borrow_mut();
-            if spare.len() < RECYCLED {
-                spare.push(self);
-            }
-        });
-    }
 }
 
 impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for HeaderList {
@@ -419,21 +382,5 @@ mod tests {
                 .collect()
         );
         assert_eq!(list.size(), 10);
-    }
-
-    #[test]
-    fn recycled_buffers_come_back_empty_on_the_same_thread() {
-        let used: HeaderList = [("x-hook", "blue")].into_iter().collect();
-        let capacity = used.bytes.capacity();
-        used.recycle();
-        let mut edits: HeaderList = [("b", "2")].into_iter().collect();
-        let taken = edits.take_recycled();
-        assert_eq!(taken, [("b", "2")].into_iter().collect());
-        assert!(edits.is_empty() && edits.size() == 0);
-        assert!(edits.bytes.capacity() >= capacity && capacity > 0);
-        // With no spare left, the list left behind is a new one.
-        let mut more: HeaderList = [("c", "3")].into_iter().collect();
-        let _ = more.take_recycled();
-        assert_eq!(more.bytes.capacity(), 0);
     }
 }

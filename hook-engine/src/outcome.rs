@@ -177,14 +177,6 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Hands the edit lists' buffers back to this thread's spares (see
-    /// [`HeaderList::recycle`]), for the edits of the next phases: a caller done
-    /// with the changes saves their allocation this way.
-    pub fn recycle(mut self) {
-        std::mem::take(&mut self.added_headers).recycle();
-        std::mem::take(&mut self.removed_headers).recycle();
-    }
-
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
