@@ -66,6 +66,12 @@ impl RawFields {
             .collect()
     }
 
+    /// At least the bytes of the fields' names and values, without a walk over
+    /// them: the head's length plus the added fields'.
+    pub fn size_bound(&self) -> usize {
+        self.bytes.len() + self.added.size()
+    }
+
     fn slice(&self, (start, len): (u32, u32)) -> &[u8] {
         &self.bytes[start as usize..(start + len) as usize]
     }
@@ -129,6 +135,21 @@ impl RawFields {
         self.iter().filter(move |(name, _)| {
             !is_hop_by_hop(name) && !named.iter().any(|n| n.eq_ignore_ascii_case(name))
         })
+    }
+
+    /// How many fields [`RawFields::end_to_end`] yields, counted without its
+    /// iterator.
+    pub fn end_to_end_len(&self) -> usize {
+        if self.names_fields {
+            return self.end_to_end().count();
+        }
+        let hop_by_hop = self
+            .spans
+            .iter()
+            .filter(|s| is_hop_by_hop(self.slice(s.name)))
+            .count();
+        let added = self.added.iter().filter(|(n, _)| is_hop_by_hop(n)).count();
+        self.spans.len() - hop_by_hop + self.added.len() - added
     }
 
     /// Appends the end-to-end fields ([`RawFields::end_to_end`]) to `map`.
@@ -202,8 +223,23 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// The lengths of the [`HOP_BY_HOP`] names, one bit each.
+const HOP_BY_HOP_LENGTHS: u64 = {
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < HOP_BY_HOP.len() {
+        bits |= 1 << HOP_BY_HOP[i].len();
+        i += 1;
+    }
+    bits
+};
+
 /// Whether `name` is a hop-by-hop field (ASCII case-insensitive).
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    // Most names have no hop-by-hop name's length: one bit test rules them out.
+    if HOP_BY_HOP_LENGTHS & (1u64 << name.len().min(63)) == 0 {
+        return false;
+    }
     HOP_BY_HOP
         .iter()
         .any(|h| h.len() == name.len() && h.as_bytes().eq_ignore_ascii_case(name))
@@ -221,6 +257,46 @@ pub fn connection_named<'a>(value: &'a [u8]) -> impl Iterator<Item = &'a [u8]> +
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_to_end_count_agrees_with_the_fields() {
+        for raw in [
+            &b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nTE: trailers\r\nX-A: 1\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nUpgrade: h2c\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ] {
+            let mut fields = fields(raw);
+            fields.add([("x-added", "1"), ("keep-alive", "5")].into_iter().collect());
+            assert_eq!(fields.end_to_end_len(), fields.end_to_end().count());
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_recognised_in_any_case_and_nothing_else() {
+        for name in HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+            assert!(
+                is_hop_by_hop(name.to_ascii_uppercase().as_bytes()),
+                "{name}"
+            );
+        }
+        for name in [
+            "",
+            "t",
+            "tf",
+            "trailers",
+            "upgrade-",
+            "connectionx",
+            "keep-alivE2",
+            "x-connection",
+            "host",
+            "content-length",
+            "proxy-authenticate",
+            "transfer-encodinG ",
+        ] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name:?}");
+        }
+    }
 
     fn fields(raw: &'static [u8]) -> RawFields {
         let bytes = Bytes::from_static(raw);

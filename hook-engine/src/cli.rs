@@ -10,8 +10,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use crate::{
-    Changes, EngineConfig, HeaderList, HookEngine, HookOutcome, HookSpec, LocalResponse, LogRecord,
-    RequestContext, RequestParts, ResponseParts,
+    Changes, EngineConfig, HeaderEdit, HeaderList, HookEngine, HookOutcome, HookSpec,
+    LocalResponse, LogRecord, RequestContext, RequestParts, ResponseParts,
 };
 
 #[derive(Args, Debug)]
@@ -164,23 +164,21 @@ fn render_changes(out: &mut String, changes: &Changes) {
         let _ = writeln!(out, "  no changes");
         return;
     }
-    for (sign, headers) in [
-        ("+", &changes.added_headers),
-        ("-", &changes.removed_headers),
-    ] {
-        for (name, value) in headers {
-            let _ = writeln!(
-                out,
-                "  {sign} {}: {}",
-                String::from_utf8_lossy(name),
-                String::from_utf8_lossy(value)
-            );
-        }
+    for edit in changes.headers.iter() {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let _ = match edit {
+            HeaderEdit::Add(name, value) => writeln!(out, "  + {}: {}", text(name), text(value)),
+            HeaderEdit::Replace(name, value) => {
+                writeln!(out, "  = {}: {}", text(name), text(value))
+            }
+            HeaderEdit::Remove(name) => writeln!(out, "  - {}", text(name)),
+            HeaderEdit::Clear => writeln!(out, "  - (every header)"),
+        };
     }
     let fields = [
-        ("path", changes.path.clone()),
-        ("method", changes.method.clone()),
-        ("host", changes.authority.clone()),
+        ("path", changes.path().map(str::to_string)),
+        ("method", changes.method().map(str::to_string)),
+        ("host", changes.authority().map(str::to_string)),
         ("status", changes.status.map(|s| s.to_string())),
     ];
     for (label, value) in fields {

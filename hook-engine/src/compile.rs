@@ -38,6 +38,8 @@ pub struct CompiledModule {
     imports: Vec<ImportInfo>,
     abi_version: Option<String>,
     callbacks: Callbacks,
+    /// Per-request callbacks the module exports that do nothing (see `inert.rs`).
+    pub(crate) inert: Vec<&'static str>,
     from_cache: bool,
 }
 
@@ -125,6 +127,11 @@ impl Compiler<'_> {
         let (linker, imports) = self.link(&module)?;
         let abi_version = check_exports(&module)?;
         let callbacks = exported_callbacks(&module);
+        let imported_functions = module
+            .imports()
+            .filter(|i| matches!(i.ty(), ExternType::Func(_)))
+            .count();
+        let inert = crate::inert::inert_callbacks(bytes, imported_functions as u32);
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| HookError::InvalidModule(error_text(&e)))?;
@@ -135,6 +142,7 @@ impl Compiler<'_> {
             imports,
             abi_version,
             callbacks,
+            inert,
             from_cache,
         })
     }

@@ -13,17 +13,19 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAlloca
 use crate::abi::{decimal, LogLevel};
 use crate::compile::{CompiledModule, Compiler};
 use crate::error::HookError;
+use crate::fields::{lend, Fields, Lent};
+use crate::head_map::HeadMap;
 use crate::headers::HeaderList;
 use crate::instance::{CallFailure, HookInstance, Phase};
 use crate::module_store::ArtifactCache;
 use crate::outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
-    LogRecord, RequestContext, RequestParts, ResponseParts,
+    LogRecord, RequestContext, RequestParts, ResponseParts, Rewrite,
 };
 use crate::pool::{InstancePool, PoolKey, SharedInstance};
 use crate::sandbox::EpochTicker;
 use crate::shared::{Metrics, SharedData};
-use crate::state::{CallData, Edits, HookLimits, HostState, Services};
+use crate::state::{CallData, HookLimits, HostState, Services};
 use crate::{host, wasi};
 
 /// Engine-wide settings.
@@ -268,30 +270,60 @@ enum Lease {
 }
 
 impl HookSession {
-    /// Runs the request phase. On `Continue` the parts hold the hook's edits and the
-    /// returned [`Changes`] describe them. On any other outcome the parts are as
-    /// they came.
-    ///
-    /// The headers are copied into the guest's call data (one byte buffer per map,
-    /// see [`HeaderList`]) and copied back only when the guest wrote them; its edits
-    /// are logged as it makes them, so nothing is compared afterwards.
+    /// Runs the request phase on `parts`, its headers included. On `Continue` the
+    /// parts hold the hook's edits and the returned [`Changes`] describe them. On
+    /// any other outcome the parts are as they came.
     pub fn on_request(&mut self, parts: &mut RequestParts) -> HookOutcome {
-        self.run_parts(parts)
+        let headers = std::mem::take(&mut parts.headers);
+        let outcome = self.run_parts(parts, &headers);
+        parts.headers = headers;
+        if let HookOutcome::Continue(changes) = &outcome {
+            changes.headers.apply_to(&mut parts.headers);
+        }
+        outcome
+    }
+
+    /// Runs the request phase with the regular headers lent by the proxy instead of
+    /// `parts.headers` (which is left alone): they are read only if the guest reads
+    /// the map, and its edits come back in [`Changes::headers`] for the proxy to
+    /// replay on its own head. The rest of the parts is edited as by
+    /// [`HookSession::on_request`].
+    pub fn on_request_with(
+        &mut self,
+        parts: &mut RequestParts,
+        fields: &dyn Fields,
+    ) -> HookOutcome {
+        self.run_parts(parts, fields)
     }
 
     /// Runs the response phase (see [`HookSession::on_request`]).
     pub fn on_response(&mut self, parts: &mut ResponseParts) -> HookOutcome {
-        self.run_parts(parts)
+        let headers = std::mem::take(&mut parts.headers);
+        let outcome = self.run_parts(parts, &headers);
+        parts.headers = headers;
+        if let HookOutcome::Continue(changes) = &outcome {
+            changes.headers.apply_to(&mut parts.headers);
+        }
+        outcome
+    }
+
+    /// Runs the response phase on lent headers (see [`HookSession::on_request_with`]).
+    pub fn on_response_with(
+        &mut self,
+        parts: &mut ResponseParts,
+        fields: &dyn Fields,
+    ) -> HookOutcome {
+        self.run_parts(parts, fields)
     }
 
     /// One phase over its parts: load them into the call, run the guest, move them
     /// back, and turn the result into the outcome. A failure discards the instance.
-    fn run_parts<P: PhaseParts>(&mut self, parts: &mut P) -> HookOutcome {
+    fn run_parts<P: PhaseParts>(&mut self, parts: &mut P, fields: &dyn Fields) -> HookOutcome {
         if let Some(failure) = self.oversized(parts.body()) {
             return failure;
         }
         let ticks = self.engine.ticker.ticks_for(self.timeout);
-        match self.run_inner(ticks, parts) {
+        match self.run_inner(ticks, parts, fields) {
             Err(failure) => {
                 self.discard();
                 self.failed(failure)
@@ -337,6 +369,7 @@ impl HookSession {
         &mut self,
         ticks: u64,
         parts: &mut P,
+        fields: &dyn Fields,
     ) -> Result<(Changes, Option<LocalResponse>), CallFailure> {
         self.checkout(ticks)?;
         let existing = self.http_context;
@@ -348,21 +381,32 @@ impl HookSession {
         let instance = held.instance();
         instance.set_deadline(ticks);
         let call = &mut instance.store.data_mut().call;
-        std::mem::swap(&mut call.context, &mut self.context);
-        let (headers, body, trailers) = parts.load(call);
-        let ran = match existing {
-            Some(id) => Ok(id),
-            None => instance.new_context(),
-        }
-        .and_then(|id| {
-            instance
-                .run_phase(P::PHASE, id, headers, body, trailers)
-                .map(|()| id)
+        let (body, trailers) = parts.load(call);
+        let context = &self.context;
+        let ran = parts.with_pseudo(|pseudo| {
+            let headers = pseudo.len() + fields.count();
+            lend(
+                &Lent {
+                    fields,
+                    pseudo,
+                    context,
+                },
+                || {
+                    match existing {
+                        Some(id) => Ok(id),
+                        None => instance.new_context(),
+                    }
+                    .and_then(|id| {
+                        instance
+                            .run_phase(P::PHASE, id, headers, body, trailers)
+                            .map(|()| id)
+                    })
+                },
+            )
         });
         let state = instance.store.data_mut();
         self.log.extend(state.take_log());
         let call = &mut state.call;
-        std::mem::swap(&mut call.context, &mut self.context);
         let local = call.local_response.take();
         let changes = parts.restore(call, ran.is_ok() && local.is_none());
         call.end_phase();
@@ -549,56 +593,16 @@ fn lost_instance() -> CallFailure {
 trait PhaseParts {
     const PHASE: Phase;
     fn body(&self) -> Option<&[u8]>;
-    /// Copies the parts into the (cleared) call data; returns the header, body and
-    /// trailer counts the phase's callbacks are given. The parts stay as they are.
-    fn load(&self, call: &mut CallData) -> (usize, Option<usize>, usize);
-    /// Kept (`Continue`): writes the guest's edits into the parts and describes them.
-    /// Otherwise the parts are left as they came.
+    /// Starts the (cleared) call data's header map on what the phase lends, copies
+    /// in body and trailers; returns the body and trailer counts the phase's
+    /// callbacks are given. The parts stay as they are.
+    fn load(&self, call: &mut CallData) -> (Option<usize>, usize);
+    /// Runs `call` with the parts' pseudo-headers.
+    fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R;
+    /// Kept (`Continue`): writes the guest's edits of pseudo-headers, body and
+    /// trailers into the parts and hands out its header edits. Otherwise the parts
+    /// are left as they came.
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes;
-}
-
-fn counts(
-    headers: &HeaderList,
-    body: Option<&Vec<u8>>,
-    trailers: &HeaderList,
-) -> (usize, Option<usize>, usize) {
-    (headers.len(), body.map(Vec::len), trailers.len())
-}
-
-/// Fills `map` (empty, keeping its capacity) with `pseudo` and then `headers`.
-fn load_map(map: &mut HeaderList, pseudo: &[(&'static str, &[u8])], headers: &HeaderList) {
-    for (name, value) in pseudo {
-        map.push(name.as_bytes(), value);
-    }
-    map.extend_from(headers);
-}
-
-/// Pseudo-headers a request phase loads ahead of the regular headers.
-const REQUEST_PSEUDO: usize = 4;
-
-/// Moves the guest's `map` into `headers` without its pseudo-headers (the buffers
-/// trade places; nothing is copied). While the guest wrote no pseudo-header
-/// (`pseudo_written`, see `CallData::request_pseudo_touched`) they are the `loaded`
-/// first entries, as loaded, and simply go; otherwise each is handed to `pseudo`
-/// before they are filtered out.
-fn take_regular(
-    map: &mut HeaderList,
-    headers: &mut HeaderList,
-    loaded: usize,
-    pseudo_written: bool,
-    mut pseudo: impl FnMut(&[u8], &[u8]),
-) {
-    std::mem::swap(map, headers);
-    if !pseudo_written {
-        headers.remove_front(loaded);
-        return;
-    }
-    for (name, value) in headers.iter() {
-        if name.starts_with(b":") {
-            pseudo(name, value);
-        }
-    }
-    headers.retain(|name, _| !name.starts_with(b":"), |_, _| {});
 }
 
 /// The guest's value of a pseudo-header when it differs from `current` and is
@@ -610,12 +614,11 @@ fn changed_pseudo(seen: &mut bool, value: &[u8], current: &str) -> Option<String
     String::from_utf8(value.to_vec()).ok()
 }
 
-/// The edits of a phase the guest continued, handed out.
-fn take_edits(edits: &mut Edits) -> (HeaderList, HeaderList) {
-    (
-        std::mem::take(&mut edits.added),
-        std::mem::take(&mut edits.removed),
-    )
+/// The trailers the guest wrote, if it did.
+fn restore_trailers(trailers: &mut HeaderList, map: &mut HeadMap) {
+    if map.touched {
+        *trailers = map.take_regular();
+    }
 }
 
 impl PhaseParts for RequestParts {
@@ -625,19 +628,22 @@ impl PhaseParts for RequestParts {
         self.body.as_deref()
     }
 
-    fn load(&self, call: &mut CallData) -> (usize, Option<usize>, usize) {
-        let pseudo: [(&str, &[u8]); REQUEST_PSEUDO] = [
+    fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
+        call.request_headers.begin_lent();
+        if let Some(body) = &self.body {
+            call.request_body.extend_from_slice(body);
+        }
+        call.request_trailers.begin_with(&self.trailers);
+        (self.body.as_ref().map(Vec::len), self.trailers.len())
+    }
+
+    fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
+        call(&[
             (":method", self.method.as_bytes()),
             (":path", self.path.as_bytes()),
             (":authority", self.authority.as_bytes()),
             (":scheme", self.scheme.as_bytes()),
-        ];
-        load_map(&mut call.request_headers, &pseudo, &self.headers);
-        if let Some(body) = &self.body {
-            call.request_body.extend_from_slice(body);
-        }
-        call.request_trailers.extend_from(&self.trailers);
-        counts(&self.headers, self.body.as_ref(), &self.trailers)
+        ])
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
@@ -645,28 +651,23 @@ impl PhaseParts for RequestParts {
             return Changes::default();
         }
         let (mut path, mut method, mut authority) = (None, None, None);
-        if call.request_touched {
+        let head = &mut call.request_headers;
+        if head.pseudo_written {
             let mut seen = [false; 3];
-            take_regular(
-                &mut call.request_headers,
-                &mut self.headers,
-                REQUEST_PSEUDO,
-                call.request_pseudo_touched,
-                |name, value| {
-                    // Only the first value of each counts: later ones leave it as it is.
-                    let (slot, seen, current) = match name {
-                        b":path" => (&mut path, &mut seen[0], &self.path),
-                        b":method" => (&mut method, &mut seen[1], &self.method),
-                        b":authority" => (&mut authority, &mut seen[2], &self.authority),
-                        _ => return,
-                    };
-                    if let Some(changed) = changed_pseudo(seen, value, current) {
-                        *slot = Some(changed);
-                    }
-                },
-            );
-            std::mem::swap(&mut self.trailers, &mut call.request_trailers);
+            for (name, value) in head.pseudo().iter() {
+                // Only the first value of each counts: later ones leave it as it is.
+                let (slot, seen, current) = match name {
+                    b":path" => (&mut path, &mut seen[0], &self.path),
+                    b":method" => (&mut method, &mut seen[1], &self.method),
+                    b":authority" => (&mut authority, &mut seen[2], &self.authority),
+                    _ => continue,
+                };
+                if let Some(changed) = changed_pseudo(seen, value, current) {
+                    *slot = Some(changed);
+                }
+            }
         }
+        restore_trailers(&mut self.trailers, &mut call.request_trailers);
         if call.request_body_replaced {
             self.body = Some(std::mem::take(&mut call.request_body));
         }
@@ -679,14 +680,17 @@ impl PhaseParts for RequestParts {
                 field.clone_from(changed);
             }
         }
-        let (added_headers, removed_headers) = take_edits(&mut call.request_edits);
+        let rewritten = path.is_some() || method.is_some() || authority.is_some();
         Changes {
-            added_headers,
-            removed_headers,
+            headers: std::mem::take(&mut call.request_headers.edits),
             body_replaced: call.request_body_replaced,
-            path,
-            method,
-            authority,
+            rewrite: rewritten.then(|| {
+                Box::new(Rewrite {
+                    path,
+                    method,
+                    authority,
+                })
+            }),
             status: None,
         }
     }
@@ -699,65 +703,44 @@ impl PhaseParts for ResponseParts {
         self.body.as_deref()
     }
 
-    fn load(&self, call: &mut CallData) -> (usize, Option<usize>, usize) {
-        let mut digits = [0u8; 10];
-        let status = decimal(u32::from(self.status), &mut digits);
-        load_map(
-            &mut call.response_headers,
-            &[(":status", status)],
-            &self.headers,
-        );
+    fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
+        call.response_headers.begin_lent();
         if let Some(body) = &self.body {
             call.response_body.extend_from_slice(body);
         }
-        call.response_trailers.extend_from(&self.trailers);
-        counts(&self.headers, self.body.as_ref(), &self.trailers)
+        call.response_trailers.begin_with(&self.trailers);
+        (self.body.as_ref().map(Vec::len), self.trailers.len())
+    }
+
+    fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
+        let mut digits = [0u8; 10];
+        call(&[(":status", decimal(u32::from(self.status), &mut digits))])
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
         if !kept {
             return Changes::default();
         }
-        let mut status = None;
-        if call.response_touched {
-            take_regular(
-                &mut call.response_headers,
-                &mut self.headers,
-                1,
-                call.response_pseudo_touched,
-                |name, value| {
-                    if name == b":status" && status.is_none() {
-                        status = Some(
-                            std::str::from_utf8(value)
-                                .ok()
-                                .and_then(|s| s.parse::<u16>().ok()),
-                        );
-                    }
-                },
-            );
-            std::mem::swap(&mut self.trailers, &mut call.response_trailers);
-        }
-        let (added_headers, removed_headers) = take_edits(&mut call.response_edits);
-        let mut changes = Changes {
-            added_headers,
-            removed_headers,
-            body_replaced: call.response_body_replaced,
-            path: None,
-            method: None,
-            authority: None,
-            status: None,
-        };
-        let status = status
+        let head = &mut call.response_headers;
+        let status = head
+            .pseudo_written
+            .then(|| head.pseudo().get(b":status"))
             .flatten()
+            .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u16>().ok())
             .filter(|s| *s != self.status && (100..=599).contains(s));
         if let Some(status) = status {
-            changes.status = Some(status);
             self.status = status;
         }
+        restore_trailers(&mut self.trailers, &mut call.response_trailers);
         if call.response_body_replaced {
             self.body = Some(std::mem::take(&mut call.response_body));
         }
-        changes
+        Changes {
+            headers: std::mem::take(&mut call.response_headers.edits),
+            body_replaced: call.response_body_replaced,
+            rewrite: None,
+            status,
+        }
     }
 }
 
@@ -807,88 +790,123 @@ impl FailurePolicy {
 mod tests {
     use super::*;
     use crate::abi::MapType;
+    use crate::edits::HeaderEdit;
+    use crate::fields::NoFields;
 
     fn list(pairs: &[(&str, &str)]) -> HeaderList {
         pairs.iter().copied().collect()
     }
 
+    /// Loads `parts` into `call` and runs `guest` as a guest call would, with the
+    /// phase's fields lent; returns the header count the callback would be given.
+    fn as_guest<P: PhaseParts>(
+        parts: &P,
+        call: &mut CallData,
+        fields: &dyn Fields,
+        guest: impl FnOnce(&mut CallData),
+    ) -> usize {
+        parts.load(call);
+        parts.with_pseudo(|pseudo| {
+            let context = RequestContext::default();
+            lend(
+                &Lent {
+                    fields,
+                    pseudo,
+                    context: &context,
+                },
+                || guest(call),
+            );
+            pseudo.len() + fields.count()
+        })
+    }
+
     #[test]
     fn edited_pseudo_headers_come_out_and_unchanged_ones_are_ignored() {
         let mut parts = RequestParts::new("GET", "/old", "x");
-        parts.headers = list(&[("a", "1")]);
         let mut call = CallData::default();
-        assert_eq!(parts.load(&mut call), (1, None, 0));
-        assert_eq!(call.request_headers.len(), 5);
-        // The guest rewrites :path, empties :authority, adds a second :path and a header.
-        let map = MapType::RequestHeaders;
-        call.replace_header(map, b":path", b"/new");
-        call.replace_header(map, b":authority", b"");
-        call.add_header(map, b":path", b"/second");
-        call.add_header(map, b"b", b"2");
+        let count = as_guest(&parts, &mut call, &list(&[("a", "1")]), |call| {
+            // The guest rewrites :path, empties :authority, adds a second :path and a header.
+            let map = call.map(MapType::RequestHeaders);
+            map.replace(b":path", b"/new");
+            map.replace(b":authority", b"");
+            map.add(b":path", b"/second");
+            map.add(b"b", b"2");
+        });
+        assert_eq!(count, 5);
         let changes = parts.restore(&mut call, true);
-        assert_eq!(parts.headers, list(&[("a", "1"), ("b", "2")]));
-        assert_eq!(changes.path.as_deref(), Some("/new"));
-        assert_eq!((changes.method, changes.authority), (None, None));
+        assert_eq!(changes.path(), Some("/new"));
+        assert_eq!((changes.method(), changes.authority()), (None, None));
         assert_eq!(
             (parts.path.as_str(), parts.authority.as_str()),
             ("/new", "x")
         );
-        assert_eq!(changes.added_headers, list(&[("b", "2")]));
+        assert_eq!(
+            changes.headers.iter().collect::<Vec<_>>(),
+            [HeaderEdit::Add(b"b", b"2")]
+        );
         // Nothing of the phase is left in the maps once it ends.
         call.end_phase();
-        assert!(call.request_headers.is_empty() && call.request_edits.added.is_empty());
+        assert!(call.request_headers.pseudo().is_empty() && call.request_headers.edits.is_empty());
     }
 
     #[test]
-    fn regular_edits_come_back_without_the_pseudo_headers() {
+    fn edits_come_back_without_the_pseudo_headers() {
         let mut parts = RequestParts::new("GET", "/p", "x");
-        parts.headers = list(&[("a", "1"), ("b", "2"), ("a", "3")]);
         let mut call = CallData::default();
-        parts.load(&mut call);
-        let map = MapType::RequestHeaders;
-        call.replace_header(map, b"a", b"new");
-        call.remove_header(map, b"b");
-        call.add_header(map, b"c", b"4");
-        assert!(call.request_touched && !call.request_pseudo_touched);
+        as_guest(&parts, &mut call, &NoFields, |call| {
+            let map = call.map(MapType::RequestHeaders);
+            map.replace(b"a", b"new");
+            map.remove(b"b");
+            map.add(b"c", b"4");
+            assert!(map.touched && !map.pseudo_written);
+        });
         let changes = parts.restore(&mut call, true);
-        assert_eq!(parts.headers, list(&[("a", "new"), ("c", "4")]));
-        assert_eq!((changes.path.as_deref(), parts.path.as_str()), (None, "/p"));
-        assert_eq!(changes.added_headers, list(&[("a", "new"), ("c", "4")]));
+        let mut replayed = list(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        changes.headers.apply_to(&mut replayed);
+        assert_eq!(replayed, list(&[("a", "new"), ("c", "4")]));
+        assert_eq!((changes.path(), parts.path.as_str()), (None, "/p"));
         let mut response = ResponseParts {
             status: 200,
-            headers: list(&[("server", "up")]),
             ..ResponseParts::default()
         };
         call.end_phase();
-        response.load(&mut call);
-        call.add_header(MapType::ResponseHeaders, b"x-hook", b"1");
+        let count = as_guest(&response, &mut call, &list(&[("server", "up")]), |call| {
+            call.map(MapType::ResponseHeaders).add(b"x-hook", b"1");
+        });
+        assert_eq!(count, 2);
         let changes = response.restore(&mut call, true);
-        assert_eq!(response.headers, list(&[("server", "up"), ("x-hook", "1")]));
+        assert_eq!(
+            changes.headers.iter().collect::<Vec<_>>(),
+            [HeaderEdit::Add(b"x-hook", b"1")]
+        );
         assert_eq!((changes.status, response.status), (None, 200));
     }
 
     #[test]
-    fn a_failed_phase_gives_the_headers_back_unedited() {
+    fn a_failed_phase_gives_the_parts_back_unedited() {
         let mut parts = ResponseParts {
             status: 200,
-            headers: list(&[("server", "up"), ("x", "1")]),
+            trailers: list(&[("grpc-status", "0")]),
             ..ResponseParts::default()
         };
         let mut call = CallData::default();
         for _ in 0..2 {
             call.end_phase();
-            parts.load(&mut call);
-            assert_eq!(
-                call.response_headers.get_index(0),
-                Some((b":status".as_slice(), b"200".as_slice()))
-            );
-            call.remove_header(MapType::ResponseHeaders, b"server");
-            call.replace_header(MapType::ResponseHeaders, b":status", b"503");
+            as_guest(&parts, &mut call, &NoFields, |call| {
+                let map = call.map(MapType::ResponseHeaders);
+                assert_eq!(map.values(b":status").next(), Some(b"200".as_slice()));
+                map.remove(b"server");
+                map.replace(b":status", b"503");
+                call.map(MapType::ResponseTrailers).remove(b"grpc-status");
+            });
             let changes = parts.restore(&mut call, false);
             assert_eq!(changes, Changes::default());
             assert_eq!(parts.status, 200);
-            assert_eq!(parts.headers, list(&[("server", "up"), ("x", "1")]));
+            assert_eq!(parts.trailers, list(&[("grpc-status", "0")]));
         }
+        // Kept, the trailers come back as the guest left them.
+        parts.restore(&mut call, true);
+        assert!(parts.trailers.is_empty());
     }
 
     #[test]
@@ -898,8 +916,10 @@ mod tests {
             ..ResponseParts::default()
         };
         let mut call = CallData::default();
-        parts.load(&mut call);
-        call.replace_header(MapType::ResponseHeaders, b":status", b"418");
+        as_guest(&parts, &mut call, &NoFields, |call| {
+            call.map(MapType::ResponseHeaders)
+                .replace(b":status", b"418");
+        });
         let changes = parts.restore(&mut call, true);
         assert_eq!((changes.status, parts.status), (Some(418), 418));
         let mut digits = [0u8; 10];

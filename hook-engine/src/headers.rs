@@ -7,6 +7,7 @@
 //! removed values leave behind is reclaimed by compacting once it outweighs what is
 //! live, so no sequence of guest calls grows a map past a small multiple of its size.
 
+use std::cell::RefCell;
 use std::fmt;
 
 /// An ordered list of headers (names and values as bytes; the engine keeps names
@@ -50,8 +51,12 @@ const INITIAL_BYTES: usize = 256;
 const INITIAL_ENTRIES: usize = 8;
 
 impl HeaderList {
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self {
+            bytes: Vec::new(),
+            entries: Vec::new(),
+            size: 0,
+        }
     }
 
     /// Empties the list, keeping its buffers.
@@ -92,10 +97,32 @@ impl HeaderList {
         self.push_entry(name_at, name.len(), value);
     }
 
-    /// Grows an empty list to a typical head's size at once, rather than through
-    /// the small steps a vector takes from nothing.
+    /// Appends a header whose entry carries a one-byte `tag`, kept in the buffer
+    /// just before its name (an edit log's operation, see [`HeaderList::tag`]).
+    pub(crate) fn push_tagged(&mut self, tag: u8, name: &[u8], value: &[u8]) {
+        self.make_room(1 + name.len() + value.len());
+        self.bytes.push(tag);
+        let name_at = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.push_entry(name_at, name.len(), value);
+    }
+
+    /// The tag of the `index`th header, when it was pushed with
+    /// [`HeaderList::push_tagged`] (otherwise a byte of whatever precedes it).
+    pub(crate) fn tag(&self, index: usize) -> Option<u8> {
+        let at = self.entries.get(index)?.name as usize;
+        at.checked_sub(1).map(|at| self.bytes[at])
+    }
+
+    /// Gives an empty list buffers at once: a dropped list's (see [`SPARE`]), or
+    /// a typical head's size, rather than the small steps a vector takes from
+    /// nothing.
     fn make_room(&mut self, bytes: usize) {
         if self.bytes.capacity() == 0 {
+            if let Some((spare_bytes, spare_entries)) = take_spare() {
+                self.bytes = spare_bytes;
+                self.entries = spare_entries;
+            }
             self.bytes.reserve(bytes.max(INITIAL_BYTES));
             self.entries.reserve(INITIAL_ENTRIES);
         }
@@ -115,6 +142,10 @@ impl HeaderList {
 
     /// Appends every header of `other`, in order.
     pub fn extend_from(&mut self, other: &HeaderList) {
+        if other.is_empty() {
+            return;
+        }
+        self.make_room(other.bytes.len());
         let base = self.bytes.len() as u32;
         self.bytes.extend_from_slice(&other.bytes);
         self.entries.extend(other.entries.iter().map(|e| Entry {
@@ -197,6 +228,31 @@ impl HeaderList {
         self.compact_if_wasteful();
     }
 
+    /// proxy-wasm's replace: the first header named `name` takes the value and the
+    /// others of the name go; an absent name is appended.
+    pub fn replace(&mut self, name: &[u8], value: &[u8]) {
+        let Some(first) = self.position_of(name, 0) else {
+            self.push(name, value);
+            return;
+        };
+        self.set_value(first, value);
+        if self.position_of(name, first + 1).is_some() {
+            let mut index = 0;
+            self.retain(
+                |n, _| {
+                    index += 1;
+                    index <= first + 1 || n != name
+                },
+                |_, _| {},
+            );
+        }
+    }
+
+    /// Removes every header of `name` (compared ignoring ASCII case).
+    pub fn remove_all(&mut self, name: &[u8]) {
+        self.retain(|n, _| !n.eq_ignore_ascii_case(name), |_, _| {});
+    }
+
     /// Removes the `index`th header, keeping the order of the rest.
     pub fn remove(&mut self, index: usize) {
         if index < self.entries.len() {
@@ -247,6 +303,47 @@ impl HeaderList {
             compact.push(name, value);
         }
         *self = compact;
+    }
+}
+
+thread_local! {
+    /// Buffers of lists dropped on this thread, for the next lists to grow from
+    /// nothing: a hook's edits leave the engine in a new list per phase and are
+    /// dropped once the proxy wrote them, so without this each phase would cost
+    /// allocations and frees.
+    static SPARE: RefCell<Vec<(Vec<u8>, Vec<Entry>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lists' buffers [`SPARE`] keeps per thread, and the largest byte buffer it
+/// keeps (bigger ones go back to the allocator).
+const SPARE_LISTS: usize = 16;
+const SPARE_MAX_BYTES: usize = 16 << 10;
+
+fn take_spare() -> Option<(Vec<u8>, Vec<Entry>)> {
+    SPARE
+        .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+}
+
+impl Drop for HeaderList {
+    fn drop(&mut self) {
+        let capacity = self.bytes.capacity();
+        if capacity == 0 || capacity > SPARE_MAX_BYTES {
+            return;
+        }
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let mut entries = std::mem::take(&mut self.entries);
+        bytes.clear();
+        entries.clear();
+        // During the thread's teardown the spares may be gone: the buffers are freed.
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_LISTS {
+                    spare.push((bytes, entries));
+                }
+            }
+        });
     }
 }
 
@@ -369,6 +466,22 @@ mod tests {
         }
         assert!(list.bytes.len() <= 2 * list.size() + SLACK + big.len());
         assert_eq!(list.get(b"k"), Some(big.as_slice()));
+    }
+
+    #[test]
+    fn dropped_lists_lend_their_buffers_to_new_ones() {
+        let mut first = HeaderList::new();
+        first.push(b"x-a", b"1");
+        let buffer = first.bytes.as_ptr();
+        drop(first);
+        let mut second = HeaderList::new();
+        second.push_tagged(7, b"x-b", b"2");
+        assert_eq!(second.bytes.as_ptr(), buffer, "the dropped list's buffer");
+        assert_eq!(second, [("x-b", "2")].into_iter().collect());
+        assert_eq!(
+            (second.tag(0), second.tag(1), second.size()),
+            (Some(7), None, 4)
+        );
     }
 
     #[test]

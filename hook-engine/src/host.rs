@@ -118,7 +118,7 @@ fn return_filled(
     c: &mut Ctx<'_>,
     ptr_out: i32,
     len_out: i32,
-    fill: impl FnOnce(&[u8], &HostState, &mut Vec<u8>) -> HostResult<bool>,
+    fill: impl FnOnce(&[u8], &mut HostState, &mut Vec<u8>) -> HostResult<bool>,
 ) -> HostResult {
     let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
     let mut bytes = std::mem::take(&mut c.data_mut().scratch);
@@ -300,7 +300,7 @@ fn add_header_maps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 fn get_map_pairs(c: &mut Ctx<'_>, map: i32, ptr_out: i32, len_out: i32) -> HostResult {
     let map = map_type(map)?;
     return_filled(c, ptr_out, len_out, |_, state, out| {
-        encode_pairs_into(state.call.map(map).iter(), out);
+        encode_pairs_into(state.call.map(map).pairs(), out);
         Ok(true)
     })
 }
@@ -315,7 +315,7 @@ fn set_map_pairs(c: &mut Ctx<'_>, map: i32, ptr: i32, len: i32) -> HostResult {
         headers.push_lowercase(&name, &value);
     }
     within_header_bytes(c.data_mut(), headers.size())?;
-    c.data_mut().call.set_headers(map, headers);
+    c.data_mut().call.map(map).set_all(&headers);
     Ok(())
 }
 
@@ -332,7 +332,7 @@ fn get_map_value(
     let map = map_type(map)?;
     return_filled(c, ptr_out, len_out, |guest, state, out| {
         let key = guest_slice(guest, kp, kl)?;
-        let mut values = state.call.map(map).get_all(key);
+        let mut values = state.call.map(map).values(key);
         let Some(first) = values.next() else {
             return Ok(false);
         };
@@ -384,13 +384,20 @@ fn put_checked(
     value: &[u8],
     replace: bool,
 ) -> HostResult {
+    let limit = state.services.limits.max_header_bytes;
+    let added = name.len() + value.len();
     let current = state.call.map(map);
-    let dropped = if replace { current.size_of(name) } else { 0 };
-    within_header_bytes(state, current.size() - dropped + name.len() + value.len())?;
+    // The bound needs no loaded map; only a write near the limit loads it.
+    if current.size_bound() + added > limit {
+        let dropped = if replace { current.size_of(name) } else { 0 };
+        let size = current.size() - dropped + added;
+        within_header_bytes(state, size)?;
+    }
+    let current = state.call.map(map);
     if replace {
-        state.call.replace_header(map, name, value);
+        current.replace(name, value);
     } else {
-        state.call.add_header(map, name, value);
+        current.add(name, value);
     }
     Ok(())
 }
@@ -400,7 +407,12 @@ fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
     let (guest, state) = memory.data_and_store_mut(&mut *c);
     let key = guest_slice(guest, kp, kl)?;
-    state.call.remove_header(map, key);
+    // The edit log holds lowercase names, as the proxy's maps do.
+    if key.iter().any(u8::is_ascii_uppercase) {
+        state.call.map(map).remove(&key.to_ascii_lowercase());
+    } else {
+        state.call.map(map).remove(key);
+    }
     Ok(())
 }
 

@@ -74,10 +74,16 @@ struct GuestExports {
 }
 
 impl GuestExports {
-    fn load(instance: &Instance, store: &mut Store<HostState>) -> Self {
+    /// The exports, leaving out the callbacks `inert` names (calling them would
+    /// change nothing).
+    fn load(instance: &Instance, store: &mut Store<HostState>, inert: &[&str]) -> Self {
         macro_rules! get {
             ($name:literal) => {
-                instance.get_typed_func(&mut *store, $name).ok()
+                if inert.contains(&$name) {
+                    None
+                } else {
+                    instance.get_typed_func(&mut *store, $name).ok()
+                }
             };
         }
         Self {
@@ -149,7 +155,7 @@ impl HookInstance {
             .map_err(|_| CallFailure::start("module exports no usable allocator"))?;
         store.data_mut().guest.memory = Some(memory);
         store.data_mut().guest.alloc = Some(alloc);
-        let exports = Box::new(GuestExports::load(&instance, &mut store));
+        let exports = Box::new(GuestExports::load(&instance, &mut store, &module.inert));
         let mut this = Self {
             store,
             exports,

@@ -44,10 +44,14 @@
 pub mod abi;
 pub mod cli;
 mod compile;
+mod edits;
 mod engine;
 mod error;
+mod fields;
+mod head_map;
 mod headers;
 mod host;
+mod inert;
 mod instance;
 pub mod module_store;
 mod outcome;
@@ -60,11 +64,13 @@ mod wasi;
 
 pub use abi::LogLevel;
 pub use compile::{sha256_hex, wat_to_wasm, Callbacks, CompiledModule, ImportInfo, Provision};
+pub use edits::{HeaderEdit, HeaderEdits};
 pub use engine::{EngineConfig, HookEngine, HookSession};
 pub use error::HookError;
+pub use fields::Fields;
 pub use headers::HeaderList;
 pub use outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
-    LogRecord, RequestContext, RequestParts, ResponseParts,
+    LogRecord, RequestContext, RequestParts, ResponseParts, Rewrite,
 };
 pub use state::HookLimits;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::abi::{Header, LogLevel};
 use crate::compile::CompiledModule;
+use crate::edits::HeaderEdits;
 use crate::headers::HeaderList;
 
 /// One hook as the proxy document places it (issue 5): which module, its configuration,
@@ -162,23 +163,49 @@ pub struct LocalResponse {
     pub body: Vec<u8>,
 }
 
-/// What the hook changed, for logs and `hook run`; the parts are already updated.
+/// What the hook changed. The parts' pseudo-headers, body and trailers are
+/// already updated; their headers too when the phase ran on them rather than on
+/// lent fields.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
-    pub added_headers: HeaderList,
-    pub removed_headers: HeaderList,
-    /// The new `:path` (request phase) when the hook rewrote it.
-    pub path: Option<String>,
-    pub method: Option<String>,
-    pub authority: Option<String>,
+    /// The guest's writes to the regular headers, in order.
+    pub headers: HeaderEdits,
+    /// The request pseudo-headers the guest rewrote (request phase). Boxed: most
+    /// phases rewrite none, and an outcome is moved several times on its way to
+    /// the proxy.
+    pub rewrite: Option<Box<Rewrite>>,
     /// The new `:status` (response phase) when the hook changed it.
     pub status: Option<u16>,
     pub body_replaced: bool,
 }
 
+/// Request pseudo-headers a guest rewrote; `None` for those it left alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rewrite {
+    pub path: Option<String>,
+    pub method: Option<String>,
+    pub authority: Option<String>,
+}
+
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.headers.is_empty()
+            && self.rewrite.is_none()
+            && self.status.is_none()
+            && !self.body_replaced
+    }
+
+    /// The new `:path` when the hook rewrote it.
+    pub fn path(&self) -> Option<&str> {
+        self.rewrite.as_ref()?.path.as_deref()
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.rewrite.as_ref()?.method.as_deref()
+    }
+
+    pub fn authority(&self) -> Option<&str> {
+        self.rewrite.as_ref()?.authority.as_deref()
     }
 }
 

@@ -3,7 +3,9 @@
 //! as the SDKs send them; dotted strings are accepted too.
 
 use crate::abi::encode_pairs_into;
-use crate::headers::HeaderList;
+use crate::fields::with_lent;
+use crate::head_map::HeadMap;
+use crate::outcome::RequestContext;
 use crate::state::HostState;
 
 /// Splits a property path into its segments.
@@ -90,40 +92,88 @@ impl<'a> Segments<'a> {
 }
 
 /// Writes the property's value into `out` (empty on entry); false for `NotFound`.
-/// Integers are 8-byte little endian as in Envoy.
-pub(crate) fn resolve_into(state: &HostState, path: &[&str], out: &mut Vec<u8>) -> bool {
+/// Integers are 8-byte little endian as in Envoy. Only the header properties load
+/// a map's regular headers (see [`HeadMap`]).
+pub(crate) fn resolve_into(state: &mut HostState, path: &[&str], out: &mut Vec<u8>) -> bool {
     if !state.call.properties.is_empty() {
         if let Some(value) = state.call.properties.get(&path.join(".")) {
             out.extend_from_slice(value);
             return true;
         }
     }
-    let call = &state.call;
+    let call = &mut state.call;
     let found: Option<&[u8]> = match path {
-        ["request", rest @ ..] => return request_property(&call.request_headers, rest, state, out),
+        ["request", "id"] => {
+            // The context's id, else the request's own `x-request-id`.
+            let id = with_lent(|lent| {
+                bytes(
+                    lent.and_then(|l| l.context.request_id.as_deref())
+                        .map(str::as_bytes),
+                    out,
+                )
+            });
+            return id || bytes(first(&mut call.request_headers, "x-request-id"), out);
+        }
+        ["request", rest @ ..] => return request_property(&mut call.request_headers, rest, out),
         ["response", "code"] => {
-            let code = header(&call.response_headers, ":status")
+            let code = first(&mut call.response_headers, ":status")
                 .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok());
             return int(code, out);
         }
         ["response", "headers"] => {
-            encode_pairs_into(regular(&call.response_headers), out);
+            encode_pairs_into(call.response_headers.regular().iter(), out);
             return true;
         }
-        ["response", "headers", name] => header(&call.response_headers, name),
-        ["source", "address"] => return address(call.context.source, out),
-        ["source", "port"] => return int(call.context.source.map(|a| i64::from(a.port())), out),
-        ["destination", "address"] => return address(call.context.destination, out),
+        ["response", "headers", name] => first(&mut call.response_headers, name),
+        ["source", "address"] => return address(context(|c| c.source), out),
+        ["source", "port"] => return int(context(|c| c.source).map(|a| i64::from(a.port())), out),
+        ["destination", "address"] => return address(context(|c| c.destination), out),
         ["destination", "port"] => {
-            return int(call.context.destination.map(|a| i64::from(a.port())), out)
+            return int(context(|c| c.destination).map(|a| i64::from(a.port())), out)
         }
         ["plugin_name"] => Some(state.plugin.name.as_bytes()),
         ["plugin_root_id"] | ["plugin_vm_id"] => Some(state.plugin.root_id.as_bytes()),
-        ["hoody", "matched_group"] => call.context.matched_group.as_deref().map(str::as_bytes),
+        ["hoody", "matched_group"] => {
+            return with_lent(|lent| {
+                let group = lent.and_then(|l| l.context.matched_group.as_deref());
+                bytes(group.map(str::as_bytes), out)
+            })
+        }
         ["hoody", "container_id"] => Some(state.plugin.container_id.as_bytes()),
         _ => None,
     };
     bytes(found, out)
+}
+
+/// An address of the request's context (lent to the guest call; none outside one).
+fn context(
+    read: impl Fn(&RequestContext) -> Option<std::net::SocketAddr>,
+) -> Option<std::net::SocketAddr> {
+    with_lent(|lent| lent.and_then(|l| read(l.context)))
+}
+
+fn request_property(headers: &mut HeadMap, rest: &[&str], out: &mut Vec<u8>) -> bool {
+    let value = match rest {
+        ["path"] => first(headers, ":path"),
+        ["url_path"] => first(headers, ":path").map(strip_query),
+        ["query"] => first(headers, ":path").map(query),
+        ["method"] => first(headers, ":method"),
+        ["host"] => first(headers, ":authority"),
+        ["scheme"] => first(headers, ":scheme"),
+        ["headers"] => {
+            encode_pairs_into(headers.regular().iter(), out);
+            return true;
+        }
+        ["headers", name] => first(headers, name),
+        _ => None,
+    };
+    bytes(value, out)
+}
+
+/// The first value of `name`, lowercase (a pseudo-header is read without loading the
+/// map's regular headers).
+fn first<'a>(headers: &'a mut HeadMap, name: &'a str) -> Option<&'a [u8]> {
+    headers.values(name.as_bytes()).next()
 }
 
 fn bytes(value: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
@@ -140,34 +190,6 @@ fn address(value: Option<std::net::SocketAddr>, out: &mut Vec<u8>) -> bool {
     value.map(|a| address_text(a, out)).is_some()
 }
 
-fn request_property(
-    headers: &HeaderList,
-    rest: &[&str],
-    state: &HostState,
-    out: &mut Vec<u8>,
-) -> bool {
-    let value = match rest {
-        ["path"] => header(headers, ":path"),
-        ["url_path"] => header(headers, ":path").map(strip_query),
-        ["query"] => header(headers, ":path").map(query),
-        ["method"] => header(headers, ":method"),
-        ["host"] => header(headers, ":authority"),
-        ["scheme"] => header(headers, ":scheme"),
-        // The context's id, else the request's own `x-request-id`.
-        ["id"] => match state.call.context.request_id.as_deref() {
-            Some(id) => Some(id.as_bytes()),
-            None => header(headers, "x-request-id"),
-        },
-        ["headers"] => {
-            encode_pairs_into(regular(headers), out);
-            return true;
-        }
-        ["headers", name] => header(headers, name),
-        _ => None,
-    };
-    bytes(value, out)
-}
-
 /// `ip:port` (`[ip]:port` for IPv6). IPv4 is written by hand: the generic
 /// `Display` of a socket address formats through a temporary buffer and shows
 /// up in profiles of hooks that read `source.address` on every request.
@@ -176,27 +198,26 @@ fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
         out.extend_from_slice(address.to_string().as_bytes());
         return;
     };
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
+    // `255.255.255.255:65535` at most, written in place and copied out once.
+    let mut text = [0u8; 21];
+    let mut len = 0;
+    let mut push = |n: u32, after: Option<u8>| {
+        for digit in crate::abi::decimal(n, &mut [0u8; 10]) {
+            text[len] = *digit;
+            len += 1;
         }
-        push_decimal(out, u32::from(octet));
+        if let Some(separator) = after {
+            text[len] = separator;
+            len += 1;
+        }
+    };
+    let [a, b, c, d] = v4.ip().octets();
+    for octet in [a, b, c] {
+        push(u32::from(octet), Some(b'.'));
     }
-    out.push(b':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(crate::abi::decimal(n, &mut [0u8; 10]));
-}
-
-fn header<'a>(headers: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
-    headers.get(name.as_bytes())
-}
-
-/// The headers without the pseudo-headers.
-fn regular(headers: &HeaderList) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
-    headers.iter().filter(|(name, _)| !name.starts_with(b":"))
+    push(u32::from(d), Some(b':'));
+    push(u32::from(v4.port()), None);
+    out.extend_from_slice(&text[..len]);
 }
 
 fn strip_query(path: &[u8]) -> &[u8] {

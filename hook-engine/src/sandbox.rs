@@ -34,8 +34,11 @@ impl EpochTicker {
 
     /// Ticks for `timeout`, rounded up, plus one because the current tick is partly spent.
     pub fn ticks_for(&self, timeout: Duration) -> u64 {
-        let tick = self.tick.as_nanos().max(1);
-        (timeout.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+        // In u64 nanoseconds (584 years): a u128 division is a library call, and
+        // this runs in every phase of every hooked request.
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let tick = nanos(self.tick).max(1);
+        nanos(timeout).div_ceil(tick).saturating_add(1)
     }
 }
 

@@ -123,7 +123,7 @@ fn jwt_route_rewrites_the_path_by_claim() {
     let (outcome, _) = run_request(&engine, &hook, &mut request);
     match outcome {
         HookOutcome::Continue(changes) => {
-            assert_eq!(changes.path.as_deref(), Some("/gold/orders?page=1"));
+            assert_eq!(changes.path(), Some("/gold/orders?page=1"));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -260,7 +260,7 @@ fn hook_run_prints_decision_changes_and_log() {
     };
     let report = hook_engine::cli::run_report(&args).expect("runs");
     assert!(report.contains("request decision: continue"), "{report}");
-    assert!(report.contains("+ x-hook: cli"), "{report}");
+    assert!(report.contains("= x-hook: cli"), "{report}");
     assert!(report.contains("response decision: continue"), "{report}");
     assert!(report.contains("[info] tagged GET /cli"), "{report}");
 

@@ -5,8 +5,8 @@ mod support;
 use std::time::Duration;
 
 use hook_engine::{
-    EngineConfig, FailureKind, FailurePolicy, HookEngine, HookError, HookLimits, HookOutcome,
-    RequestContext,
+    EngineConfig, FailureKind, FailurePolicy, HeaderEdit, HookEngine, HookError, HookLimits,
+    HookOutcome, RequestContext,
 };
 use support::*;
 
@@ -29,7 +29,8 @@ fn adds_a_header_and_reports_the_change() {
     let (outcome, _) = run_request(&engine, &spec(&engine, "wat", module), &mut request);
     match outcome {
         HookOutcome::Continue(changes) => {
-            assert_eq!(changes.added_headers, pairs(&[("x-wat", "yes")]));
+            let edits: Vec<_> = changes.headers.iter().collect();
+            assert_eq!(edits, [HeaderEdit::Add(b"x-wat", b"yes")]);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -709,7 +710,8 @@ fn header_map_pairs_round_trip_and_remove() {
     );
     match outcome {
         HookOutcome::Continue(changes) => {
-            assert_eq!(changes.removed_headers, pairs(&[("x-wat", "old")]));
+            let edits: Vec<_> = changes.headers.iter().collect();
+            assert_eq!(edits, [HeaderEdit::Remove(b"x-wat")]);
         }
         other => panic!("unexpected {other:?}"),
     }
