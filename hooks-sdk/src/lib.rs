@@ -301,6 +301,21 @@ macro_rules! on_request {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn property_paths_are_nul_separated_on_the_stack_or_not() {
+        let (mut short, mut long) = ([0xffu8; 64], Vec::new());
+        assert_eq!(
+            crate::host::property_path("source.address", &mut short, &mut long),
+            b"source\0address\0"
+        );
+        assert!(long.is_empty());
+        let deep = "a.".repeat(40);
+        let encoded = crate::host::property_path(&deep, &mut short, &mut long).to_vec();
+        assert_eq!(encoded.len(), deep.len() + 1);
+        assert!(encoded.iter().all(|b| *b == b'a' || *b == 0));
+    }
+
     use super::*;
 
     #[test]
