@@ -40,6 +40,9 @@ pub struct CompiledModule {
     callbacks: Callbacks,
     /// Per-request callbacks the module exports that do nothing (see `inert.rs`).
     pub(crate) inert: Vec<&'static str>,
+    /// Whether ending a request's context runs guest code (`proxy_on_done`,
+    /// `proxy_on_log` or `proxy_on_delete` exported and not inert).
+    pub(crate) ends_contexts: bool,
     from_cache: bool,
 }
 
@@ -132,6 +135,9 @@ impl Compiler<'_> {
             .filter(|i| matches!(i.ty(), ExternType::Func(_)))
             .count();
         let inert = crate::inert::inert_callbacks(bytes, imported_functions as u32);
+        let ends_contexts = ["proxy_on_done", "proxy_on_log", "proxy_on_delete"]
+            .iter()
+            .any(|name| module.get_export(name).is_some() && !inert.contains(name));
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| HookError::InvalidModule(error_text(&e)))?;
@@ -143,6 +149,7 @@ impl Compiler<'_> {
             abi_version,
             callbacks,
             inert,
+            ends_contexts,
             from_cache,
         })
     }

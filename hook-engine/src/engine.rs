@@ -405,7 +405,7 @@ impl HookSession {
             )
         });
         let state = instance.store.data_mut();
-        self.log.extend(state.take_log());
+        state.drain_log_into(&mut self.log);
         let call = &mut state.call;
         let local = call.local_response.take();
         let changes = parts.restore(call, ran.is_ok() && local.is_none());
@@ -518,6 +518,11 @@ impl HookSession {
             Lease::None => {}
             Lease::Shared(shared) => {
                 let Some(context) = context else { return };
+                // Nothing of the guest runs at the end of a context: no need to
+                // wait for the instance.
+                if !self.module.ends_contexts {
+                    return;
+                }
                 let Some(mut instance) = shared.lock() else {
                     return;
                 };
@@ -567,7 +572,7 @@ fn end_context(
 ) -> bool {
     instance.set_deadline(ticks);
     let ended = instance.end_context(context);
-    log.extend(instance.store.data_mut().take_log());
+    instance.store.data_mut().drain_log_into(log);
     ended.is_ok()
 }
 

@@ -53,19 +53,31 @@ impl Default for HeadMap {
 }
 
 impl HeadMap {
-    /// Starts the phase's map: its pseudo-headers and regular headers are the
-    /// ones lent to the guest call (see [`Lent`](crate::fields::Lent)).
+    /// Starts the phase's map (cleared when the last phase ended): its
+    /// pseudo-headers and regular headers are the ones lent to the guest call (see
+    /// [`Lent`](crate::fields::Lent)).
     pub fn begin_lent(&mut self) {
-        self.clear();
+        debug_assert!(self.is_clear());
         self.pseudo_loaded = false;
         self.loaded = false;
         self.has_pseudo = true;
     }
 
-    /// Starts a map holding `regular` (trailers: small and rare, copied at once).
+    /// Starts a map (cleared when the last phase ended) holding `regular`
+    /// (trailers: small and rare, copied at once).
     pub fn begin_with(&mut self, regular: &HeaderList) {
-        self.clear();
+        debug_assert!(self.is_clear());
         self.regular.extend_from(regular);
+    }
+
+    /// Whether the map is as [`HeadMap::clear`] leaves it.
+    fn is_clear(&self) -> bool {
+        self.pseudo.is_empty()
+            && self.pseudo_loaded
+            && self.regular.is_empty()
+            && self.loaded
+            && self.edits.is_empty()
+            && !self.touched
     }
 
     /// An empty map, keeping the buffers.
@@ -366,6 +378,7 @@ mod tests {
         map.begin_lent();
         map.add(b"k", b"v");
         assert_eq!(map.regular(), &list(&[("k", "v")]));
+        map.clear();
         map.begin_with(&list(&[("grpc-status", "0")]));
         assert_eq!(map.size(), 12);
         assert!(!map.touched);

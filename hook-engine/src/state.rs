@@ -161,6 +161,15 @@ impl HostState {
         self.log.push(LogRecord { level, message });
     }
 
+    /// Moves the log collected so far to the end of `into` (most phases log
+    /// nothing: then nothing moves).
+    pub fn drain_log_into(&mut self, into: &mut Vec<LogRecord>) {
+        if self.log.is_empty() && self.log_dropped == 0 {
+            return;
+        }
+        into.append(&mut self.take_log());
+    }
+
     /// Takes the log collected so far, noting lines dropped over the budget.
     pub fn take_log(&mut self) -> Vec<LogRecord> {
         if self.log_dropped > 0 {
