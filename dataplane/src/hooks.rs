@@ -532,7 +532,7 @@ where
     let mut parts = RequestParts::default();
     fill_request_parts(&mut parts, req);
     // The phase may run on another thread: it takes a copy of the headers along.
-    RequestFields(req.headers()).fill(&mut parts.headers);
+    MapFields(req.headers()).fill(&mut parts.headers);
     let buffered = hook.callbacks().request_body && !req.body().is_end_stream();
     if buffered {
         let body = std::mem::replace(req.body_mut(), rebuild(Bytes::new()));
@@ -581,7 +581,7 @@ pub fn request_phase_now<B>(
     };
     with_request_parts(|parts| {
         fill_request_parts(parts, req);
-        let outcome = session.on_request_with(parts, &RequestFields(req.headers()));
+        let outcome = session.on_request_with(parts, &MapFields(req.headers()));
         HookRun::boxed(session, hook, metrics).request_step(req, parts, outcome, None)
     })
 }
@@ -930,7 +930,7 @@ fn with_parts<P: Default + 'static, R>(
 }
 
 /// Fills `parts` with the request's pseudo-headers (its headers are lent as
-/// [`RequestFields`], or copied from them).
+/// [`MapFields`], or copied from them).
 fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
     let authority = req
         .uri()
@@ -946,10 +946,11 @@ fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
     parts.reset(req.method().as_str(), path, authority, "http");
 }
 
-/// The request's headers as the guest sees them (the map's names are lowercase).
-struct RequestFields<'a>(&'a HeaderMap);
+/// A head's map as the guest sees it (the map's names are lowercase): the
+/// request's headers, and the part of a response's already in its map.
+struct MapFields<'a>(&'a HeaderMap);
 
-impl Fields for RequestFields<'_> {
+impl Fields for MapFields<'_> {
     fn count(&self) -> usize {
         self.0.len()
     }
@@ -998,7 +999,7 @@ impl Fields for ResponseFields<'_> {
         for (name, value) in self.raw() {
             into.push_lowercase(name, value);
         }
-        RequestFields(self.map).fill(into);
+        MapFields(self.map).fill(into);
     }
 }
 
@@ -1013,10 +1014,9 @@ fn present(map: &HeaderMap, name: &[u8]) -> bool {
     map.keys().any(|key| key.as_str().as_bytes() == name)
 }
 
-/// Whether the raw fields have one named `name` (lowercase).
+/// Whether the raw fields have one named `name`.
 fn present_raw(raw: &RawFields, name: &[u8]) -> bool {
-    raw.iter()
-        .any(|(field, _)| field.eq_ignore_ascii_case(name))
+    raw.values(name).next().is_some()
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -1350,7 +1350,7 @@ mod tests {
             );
             assert_eq!(second.trailers.len(), 0);
         });
-        let fields = RequestFields(second_head.headers());
+        let fields = MapFields(second_head.headers());
         let mut lent = HeaderList::new();
         fields.fill(&mut lent);
         assert_eq!(

@@ -20,6 +20,18 @@ pub enum HeaderEdit<'a> {
     Clear,
 }
 
+impl HeaderEdit<'_> {
+    /// Applies the edit to `list`.
+    pub fn apply(self, list: &mut HeaderList) {
+        match self {
+            HeaderEdit::Add(name, value) => list.push(name, value),
+            HeaderEdit::Replace(name, value) => list.replace(name, value),
+            HeaderEdit::Remove(name) => list.remove_all(name),
+            HeaderEdit::Clear => list.clear(),
+        }
+    }
+}
+
 /// The operation of an edit, as the tag of its entry in the log's list.
 const ADD: u8 = 0;
 const REPLACE: u8 = 1;
@@ -101,12 +113,7 @@ impl HeaderEdits {
     /// Replays the edits on `list`.
     pub fn apply_to(&self, list: &mut HeaderList) {
         for edit in self.iter() {
-            match edit {
-                HeaderEdit::Add(name, value) => list.push(name, value),
-                HeaderEdit::Replace(name, value) => list.replace(name, value),
-                HeaderEdit::Remove(name) => list.remove_all(name),
-                HeaderEdit::Clear => list.clear(),
-            }
+            edit.apply(list);
         }
     }
 

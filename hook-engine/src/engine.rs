@@ -274,13 +274,7 @@ impl HookSession {
     /// parts hold the hook's edits and the returned [`Changes`] describe them. On
     /// any other outcome the parts are as they came.
     pub fn on_request(&mut self, parts: &mut RequestParts) -> HookOutcome {
-        let headers = std::mem::take(&mut parts.headers);
-        let outcome = self.run_parts(parts, &headers);
-        parts.headers = headers;
-        if let HookOutcome::Continue(changes) = &outcome {
-            changes.headers.apply_to(&mut parts.headers);
-        }
-        outcome
+        self.run_owned(parts)
     }
 
     /// Runs the request phase with the regular headers lent by the proxy instead of
@@ -298,13 +292,7 @@ impl HookSession {
 
     /// Runs the response phase (see [`HookSession::on_request`]).
     pub fn on_response(&mut self, parts: &mut ResponseParts) -> HookOutcome {
-        let headers = std::mem::take(&mut parts.headers);
-        let outcome = self.run_parts(parts, &headers);
-        parts.headers = headers;
-        if let HookOutcome::Continue(changes) = &outcome {
-            changes.headers.apply_to(&mut parts.headers);
-        }
-        outcome
+        self.run_owned(parts)
     }
 
     /// Runs the response phase on lent headers (see [`HookSession::on_request_with`]).
@@ -314,6 +302,18 @@ impl HookSession {
         fields: &dyn Fields,
     ) -> HookOutcome {
         self.run_parts(parts, fields)
+    }
+
+    /// One phase on parts that carry their own headers: they are lent to the call
+    /// and, when the guest continued, the edit log is replayed on them.
+    fn run_owned<P: PhaseParts>(&mut self, parts: &mut P) -> HookOutcome {
+        let headers = std::mem::take(parts.headers_mut());
+        let outcome = self.run_parts(parts, &headers);
+        *parts.headers_mut() = headers;
+        if let HookOutcome::Continue(changes) = &outcome {
+            changes.headers.apply_to(parts.headers_mut());
+        }
+        outcome
     }
 
     /// One phase over its parts: load them into the call, run the guest, move them
@@ -598,6 +598,8 @@ fn lost_instance() -> CallFailure {
 trait PhaseParts {
     const PHASE: Phase;
     fn body(&self) -> Option<&[u8]>;
+    /// The parts' own regular headers (see [`HookSession::on_request`]).
+    fn headers_mut(&mut self) -> &mut HeaderList;
     /// Starts the (cleared) call data's header map on what the phase lends, copies
     /// in body and trailers; returns the body and trailer counts the phase's
     /// callbacks are given. The parts stay as they are.
@@ -631,6 +633,10 @@ impl PhaseParts for RequestParts {
 
     fn body(&self) -> Option<&[u8]> {
         self.body.as_deref()
+    }
+
+    fn headers_mut(&mut self) -> &mut HeaderList {
+        &mut self.headers
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
@@ -706,6 +712,10 @@ impl PhaseParts for ResponseParts {
 
     fn body(&self) -> Option<&[u8]> {
         self.body.as_deref()
+    }
+
+    fn headers_mut(&mut self) -> &mut HeaderList {
+        &mut self.headers
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {

@@ -214,7 +214,6 @@ impl HeadMap {
 
     /// `proxy_set_header_map_pairs`: the whole map replaced (names lowercase).
     pub fn set_all(&mut self, replacement: &HeaderList) {
-        self.touched = true;
         self.pseudo_written |= self.has_pseudo;
         self.pseudo.clear();
         self.pseudo_loaded = true;
@@ -242,17 +241,10 @@ impl HeadMap {
 
     fn edit(&mut self, edit: HeaderEdit<'_>) {
         self.touched = true;
+        // After a clear nothing of the lent fields survives: the map is known.
+        self.loaded |= edit == HeaderEdit::Clear;
         if self.loaded {
-            match edit {
-                HeaderEdit::Add(name, value) => self.regular.push(name, value),
-                HeaderEdit::Replace(name, value) => self.regular.replace(name, value),
-                HeaderEdit::Remove(name) => self.regular.remove_all(name),
-                HeaderEdit::Clear => self.regular.clear(),
-            }
-        } else if matches!(edit, HeaderEdit::Clear) {
-            // Nothing of the lent fields survives: the map is known, and empty.
-            self.loaded = true;
-            self.regular.clear();
+            edit.apply(&mut self.regular);
         }
         self.edits.push(edit);
         if self.edits.len() > self.fold_at {
@@ -275,8 +267,21 @@ impl HeadMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{lend, Lent};
+    use crate::fields::{lend, Fields, Lent};
     use crate::outcome::RequestContext;
+
+    /// Runs `call` as a guest call with these fields and pseudo-headers lent.
+    fn as_guest(fields: &dyn Fields, pseudo: &[(&str, &[u8])], call: impl FnOnce()) {
+        let context = RequestContext::default();
+        lend(
+            &Lent {
+                fields,
+                pseudo,
+                context: &context,
+            },
+            call,
+        );
+    }
 
     fn list(pairs: &[(&str, &str)]) -> HeaderList {
         pairs.iter().copied().collect()
@@ -287,13 +292,7 @@ mod tests {
         let fields = list(&[("a", "1"), ("x", "old"), ("b", "2"), ("x", "dup")]);
         let mut map = HeadMap::default();
         map.begin_lent();
-        let context = RequestContext::default();
-        let lent = Lent {
-            fields: &fields,
-            pseudo: &[(":path", b"/")],
-            context: &context,
-        };
-        lend(&lent, || {
+        as_guest(&fields, &[(":path", b"/")], || {
             map.replace(b"x", b"new");
             map.add(b"c", b"3");
             assert!(!map.loaded && !map.pseudo_loaded);
@@ -318,13 +317,7 @@ mod tests {
         let fields = HeaderList::new();
         let mut map = HeadMap::default();
         map.begin_lent();
-        let context = RequestContext::default();
-        let lent = Lent {
-            fields: &fields,
-            pseudo: &[(":status", b"200")],
-            context: &context,
-        };
-        lend(&lent, || {
+        as_guest(&fields, &[(":status", b"200")], || {
             assert_eq!(map.size_bound(), 10);
             map.replace(b":status", b"404");
             map.add(b"y", b"1");
@@ -355,13 +348,7 @@ mod tests {
         let fields = list(&[("a", "1")]);
         let mut map = HeadMap::default();
         map.begin_lent();
-        let context = RequestContext::default();
-        let lent = Lent {
-            fields: &fields,
-            pseudo: &[],
-            context: &context,
-        };
-        lend(&lent, || {
+        as_guest(&fields, &[], || {
             for i in 0..10_000 {
                 map.replace(b"x", format!("{i}").as_bytes());
             }

@@ -208,11 +208,6 @@ impl HeaderList {
             .sum()
     }
 
-    /// The position of the first header with exactly this name and value.
-    pub fn position_of_pair(&self, name: &[u8], value: &[u8]) -> Option<usize> {
-        self.iter().position(|pair| pair == (name, value))
-    }
-
     /// Points the `index`th header at a new value (the old one stays in the buffer
     /// until the next compaction). Out of range: nothing happens.
     pub fn set_value(&mut self, index: usize, value: &[u8]) {
@@ -238,44 +233,20 @@ impl HeaderList {
         self.set_value(first, value);
         if self.position_of(name, first + 1).is_some() {
             let mut index = 0;
-            self.retain(
-                |n, _| {
-                    index += 1;
-                    index <= first + 1 || n != name
-                },
-                |_, _| {},
-            );
+            self.retain(|n, _| {
+                index += 1;
+                index <= first + 1 || n != name
+            });
         }
     }
 
     /// Removes every header of `name` (compared ignoring ASCII case).
     pub fn remove_all(&mut self, name: &[u8]) {
-        self.retain(|n, _| !n.eq_ignore_ascii_case(name), |_, _| {});
+        self.retain(|n, _| !n.eq_ignore_ascii_case(name));
     }
 
-    /// Removes the `index`th header, keeping the order of the rest.
-    pub fn remove(&mut self, index: usize) {
-        if index < self.entries.len() {
-            self.size -= self.entries.remove(index).size();
-            self.compact_if_wasteful();
-        }
-    }
-
-    /// Removes the first `count` headers.
-    pub fn remove_front(&mut self, count: usize) {
-        let count = count.min(self.entries.len());
-        let gone: usize = self.entries[..count].iter().map(Entry::size).sum();
-        self.entries.drain(..count);
-        self.size -= gone;
-    }
-
-    /// Keeps the headers `keep` accepts, in order; each one dropped is handed to
-    /// `dropped` first.
-    pub fn retain(
-        &mut self,
-        mut keep: impl FnMut(&[u8], &[u8]) -> bool,
-        mut dropped: impl FnMut(&[u8], &[u8]),
-    ) {
+    /// Keeps the headers `keep` accepts, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
         let bytes = &self.bytes;
         let mut size = self.size;
         self.entries.retain(|e| {
@@ -283,7 +254,6 @@ impl HeaderList {
             if keep(name, value) {
                 return true;
             }
-            dropped(name, value);
             size -= name.len() + value.len();
             false
         });
@@ -428,7 +398,6 @@ mod tests {
         );
         assert_eq!(list.size(), 11);
         assert_eq!(list.position_of(b"a", 1), Some(2));
-        assert_eq!(list.position_of_pair(b"a", b"3"), Some(2));
         assert_eq!(
             (
                 list.size_of(b"a"),
@@ -443,17 +412,9 @@ mod tests {
     fn edits_keep_the_size_and_the_order() {
         let mut list: HeaderList = [("a", "1"), ("b", "2"), ("c", "3")].into_iter().collect();
         list.set_value(1, b"two");
-        list.remove(0);
-        let mut front: HeaderList = [("p", "1"), ("q", "22"), ("r", "3")].into_iter().collect();
-        front.remove_front(2);
-        assert_eq!(
-            (front.len(), front.size(), front.get(b"r")),
-            (1, 2, Some(b"3".as_slice()))
-        );
-        let mut gone = Vec::new();
-        list.retain(|n, _| n != b"c", |n, v| gone.push((n.to_vec(), v.to_vec())));
+        list.remove_all(b"a");
+        list.retain(|n, _| n != b"c");
         assert_eq!(list, [("b", "two")].into_iter().collect());
-        assert_eq!(gone, [(b"c".to_vec(), b"3".to_vec())]);
         assert_eq!(list.size(), 4);
     }
 

@@ -362,14 +362,26 @@ fn put_map_value(
     let name = guest_slice(guest, kp, kl)?;
     let value = guest_slice(guest, vp, vl)?;
     refuse_invalid(state, name, value)?;
-    // Guests mostly write lowercase names already: those are used in place.
+    with_lowercase(state, name, |state, name| {
+        put_checked(state, map, name, value, replace)
+    })
+}
+
+/// Runs `f` with `name` lowercased, as the maps and the edit log keep names.
+/// Guests mostly write lowercase names already: those are used in place; others
+/// are lowercased into the state's scratch buffer, nothing allocated.
+fn with_lowercase<R>(
+    state: &mut HostState,
+    name: &[u8],
+    f: impl FnOnce(&mut HostState, &[u8]) -> R,
+) -> R {
     if !name.iter().any(u8::is_ascii_uppercase) {
-        return put_checked(state, map, name, value, replace);
+        return f(state, name);
     }
     let mut lower = std::mem::take(&mut state.scratch);
     lower.clear();
     lower.extend(name.iter().map(u8::to_ascii_lowercase));
-    let result = put_checked(state, map, &lower, value, replace);
+    let result = f(state, &lower);
     state.scratch = lower;
     result
 }
@@ -407,12 +419,7 @@ fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
     let (guest, state) = memory.data_and_store_mut(&mut *c);
     let key = guest_slice(guest, kp, kl)?;
-    // The edit log holds lowercase names, as the proxy's maps do.
-    if key.iter().any(u8::is_ascii_uppercase) {
-        state.call.map(map).remove(&key.to_ascii_lowercase());
-    } else {
-        state.call.map(map).remove(key);
-    }
+    with_lowercase(state, key, |state, key| state.call.map(map).remove(key));
     Ok(())
 }
 

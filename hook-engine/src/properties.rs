@@ -105,14 +105,8 @@ pub(crate) fn resolve_into(state: &mut HostState, path: &[&str], out: &mut Vec<u
     let found: Option<&[u8]> = match path {
         ["request", "id"] => {
             // The context's id, else the request's own `x-request-id`.
-            let id = with_lent(|lent| {
-                bytes(
-                    lent.and_then(|l| l.context.request_id.as_deref())
-                        .map(str::as_bytes),
-                    out,
-                )
-            });
-            return id || bytes(first(&mut call.request_headers, "x-request-id"), out);
+            return context_text(out, |c| c.request_id.as_deref())
+                || bytes(first(&mut call.request_headers, "x-request-id"), out);
         }
         ["request", rest @ ..] => return request_property(&mut call.request_headers, rest, out),
         ["response", "code"] => {
@@ -133,19 +127,20 @@ pub(crate) fn resolve_into(state: &mut HostState, path: &[&str], out: &mut Vec<u
         }
         ["plugin_name"] => Some(state.plugin.name.as_bytes()),
         ["plugin_root_id"] | ["plugin_vm_id"] => Some(state.plugin.root_id.as_bytes()),
-        ["hoody", "matched_group"] => {
-            return with_lent(|lent| {
-                let group = lent.and_then(|l| l.context.matched_group.as_deref());
-                bytes(group.map(str::as_bytes), out)
-            })
-        }
+        ["hoody", "matched_group"] => return context_text(out, |c| c.matched_group.as_deref()),
         ["hoody", "container_id"] => Some(state.plugin.container_id.as_bytes()),
         _ => None,
     };
     bytes(found, out)
 }
 
-/// An address of the request's context (lent to the guest call; none outside one).
+/// Writes a text of the request's context (lent to the guest call; none outside
+/// one) into `out`; false when there is none.
+fn context_text(out: &mut Vec<u8>, read: impl Fn(&RequestContext) -> Option<&str>) -> bool {
+    with_lent(|lent| bytes(lent.and_then(|l| read(l.context)).map(str::as_bytes), out))
+}
+
+/// An address of the request's context (see [`context_text`]).
 fn context(
     read: impl Fn(&RequestContext) -> Option<std::net::SocketAddr>,
 ) -> Option<std::net::SocketAddr> {
