@@ -49,7 +49,7 @@ fn request() -> RequestParts {
 fn hooks(c: &mut Criterion) {
     let engine = HookEngine::new(EngineConfig::default()).expect("engine");
     let context = RequestContext {
-        container_id: "bench".to_string(),
+        container_id: "bench".into(),
         source: "127.0.0.1:40000".parse().ok(),
         ..RequestContext::default()
     };

@@ -21,6 +21,9 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 struct Span {
     name: (u32, u32),
     value: (u32, u32),
+    /// Whether the name is a hop-by-hop one ([`is_hop_by_hop`]), found once as
+    /// the parser hands the field over.
+    hop_by_hop: bool,
 }
 
 /// The header fields of one message head, unparsed beyond their spans.
@@ -30,6 +33,9 @@ pub struct RawFields {
     spans: Vec<Span>,
     /// A `Connection` field names other fields (rare): see [`connection_named`].
     names_fields: bool,
+    /// How many of the head's fields are hop-by-hop ([`is_hop_by_hop`]), counted
+    /// as the parser hands them over.
+    hop_by_hop: usize,
     /// Fields added after those of the head (a hook's additions to the response),
     /// written after them: checked names and values, lowercase names.
     added: HeaderList,
@@ -84,6 +90,15 @@ impl RawFields {
             .chain(self.added.iter())
     }
 
+    /// [`RawFields::iter`] with whether each field is hop-by-hop (known since
+    /// parsing for the head's fields).
+    pub fn iter_flagged(&self) -> impl Iterator<Item = (&[u8], &[u8], bool)> + '_ {
+        self.spans
+            .iter()
+            .map(|s| (self.slice(s.name), self.slice(s.value), s.hop_by_hop))
+            .chain(self.added.iter().map(|(n, v)| (n, v, is_hop_by_hop(n))))
+    }
+
     /// Adds fields after the head's. The caller vouches for them: valid field
     /// names and values, as a hook engine admits them.
     pub fn add(&mut self, fields: HeaderList) {
@@ -102,6 +117,17 @@ impl RawFields {
         self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_ref()))
             .map(|(_, v)| v)
+    }
+
+    /// Whether a field is named `name` (ASCII case-insensitive): lengths compared
+    /// first, without the iterator of [`RawFields::values`] (a hook's response
+    /// phase asks this for each name it writes).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        let named = |n: &[u8]| n.len() == name.len() && n.eq_ignore_ascii_case(name);
+        self.spans
+            .iter()
+            .any(|s| s.name.1 as usize == name.len() && named(self.slice(s.name)))
+            || self.added.iter().any(|(n, _)| named(n))
     }
 
     /// Appends the fields to `map`, leaving out those `skip` names (it is
@@ -135,9 +161,11 @@ impl RawFields {
     /// hop-by-hop fields and those the `Connection` fields name.
     pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let named = self.named_by_connection();
-        self.iter().filter(move |(name, _)| {
-            !is_hop_by_hop(name) && !named.iter().any(|n| n.eq_ignore_ascii_case(name))
-        })
+        self.iter_flagged()
+            .filter(move |(name, _, hop_by_hop)| {
+                !hop_by_hop && !named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            })
+            .map(|(name, value, _)| (name, value))
     }
 
     /// How many fields [`RawFields::end_to_end`] yields, counted without its
@@ -146,13 +174,8 @@ impl RawFields {
         if self.names_fields {
             return self.end_to_end().count();
         }
-        let hop_by_hop = self
-            .spans
-            .iter()
-            .filter(|s| is_hop_by_hop(self.slice(s.name)))
-            .count();
         let added = self.added.iter().filter(|(n, _)| is_hop_by_hop(n)).count();
-        self.spans.len() - hop_by_hop + self.added.len() - added
+        self.spans.len() - self.hop_by_hop + self.added.len() - added
     }
 
     /// Appends the end-to-end fields ([`RawFields::end_to_end`]) to `map`.
@@ -175,6 +198,7 @@ pub struct FieldSpans {
     base: usize,
     spans: Vec<Span>,
     names_fields: bool,
+    hop_by_hop: usize,
 }
 
 impl FieldSpans {
@@ -184,6 +208,7 @@ impl FieldSpans {
             base: base.as_ptr() as usize,
             spans: Vec::with_capacity(n),
             names_fields: false,
+            hop_by_hop: 0,
         }
     }
 
@@ -191,12 +216,18 @@ impl FieldSpans {
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
         let base = self.base;
         let span = |s: &[u8]| ((s.as_ptr() as usize - base) as u32, s.len() as u32);
-        if name.eq_ignore_ascii_case(b"connection") && connection_named(value).next().is_some() {
-            self.names_fields = true;
+        let hop_by_hop = is_hop_by_hop(name);
+        if hop_by_hop {
+            self.hop_by_hop += 1;
+            if name.eq_ignore_ascii_case(b"connection") && connection_named(value).next().is_some()
+            {
+                self.names_fields = true;
+            }
         }
         self.spans.push(Span {
             name: span(name),
             value: span(value),
+            hop_by_hop,
         });
     }
 
@@ -209,6 +240,7 @@ impl FieldSpans {
             bytes,
             spans: self.spans,
             names_fields: self.names_fields,
+            hop_by_hop: self.hop_by_hop,
         }
     }
 }
@@ -271,6 +303,10 @@ mod tests {
             let mut fields = fields(raw);
             fields.add([("x-added", "1"), ("keep-alive", "5")].into_iter().collect());
             assert_eq!(fields.end_to_end_len(), fields.end_to_end().count());
+            assert!(fields
+                .iter_flagged()
+                .all(|(name, _, hop_by_hop)| hop_by_hop == is_hop_by_hop(name)));
+            assert_eq!(fields.iter_flagged().count(), fields.iter().count());
         }
     }
 
@@ -329,6 +365,7 @@ mod tests {
         );
         let e2e: Vec<&[u8]> = f.end_to_end().map(|(n, _)| n).collect();
         assert_eq!(e2e, [&b"Server"[..], b"x-hook"]);
+        assert!(f.contains(b"X-Hook") && !f.contains(b"x-hooks"));
         let mut map = HeaderMap::new();
         f.append_end_to_end_to(&mut map);
         assert_eq!(map.len(), 2);
@@ -348,6 +385,7 @@ mod tests {
             ]
         );
         assert_eq!(f.values("x-a").collect::<Vec<_>>(), [b"1", b"2"]);
+        assert!(f.contains(b"x-a") && f.contains(b"X-A") && !f.contains(b"x-"));
         assert_eq!(f.len(), 3);
     }
 

@@ -19,7 +19,6 @@
 //! This module is the only place that translates between hyper's types and the engine's;
 //! `hook-engine` knows nothing of HTTP libraries.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +29,7 @@ use bytes::Bytes;
 use hook_engine::{
     Callbacks, CompiledModule, EngineConfig, FailureKind, FailurePolicy, Fields, HeaderEdit,
     HeaderEdits, HeaderList, HookEngine, HookLimits, HookOutcome, HookSession, HookSpec,
-    LocalResponse, LogLevel, LogRecord, RequestContext, RequestParts, ResponseParts,
+    LocalResponse, LogLevel, LogRecord, RequestContext, RequestParts, RequestPseudo, ResponseParts,
 };
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -231,7 +230,7 @@ impl HookHost {
         };
         Ok(CompiledHook {
             id: hook.id.clone(),
-            unit: unit.id.clone(),
+            unit: unit.id.as_str().into(),
             matcher,
             groups: hook
                 .applies_to
@@ -306,7 +305,7 @@ impl RouteHooks {
 /// One placed hook, ready to run.
 pub struct CompiledHook {
     pub id: String,
-    unit: String,
+    unit: Arc<str>,
     matcher: Matcher,
     groups: Vec<String>,
     fail_open: bool,
@@ -563,7 +562,7 @@ where
     let outcome;
     (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
     let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-    HookRun::boxed(session, hook, metrics).request_step(req, &mut parts, outcome, rebuild)
+    HookRun::boxed(session, hook, metrics).request_step(req, parts.body, outcome, rebuild)
 }
 
 /// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
@@ -579,11 +578,8 @@ pub fn request_phase_now<B>(
         Ok(session) => session,
         Err(skipped) => return *skipped,
     };
-    with_request_parts(|parts| {
-        fill_request_parts(parts, req);
-        let outcome = session.on_request_with(parts, &MapFields(req.headers()));
-        HookRun::boxed(session, hook, metrics).request_step(req, parts, outcome, None)
-    })
+    let outcome = session.on_request_lent(request_pseudo(req), &MapFields(req.headers()));
+    HookRun::boxed(session, hook, metrics).request_step(req, None, outcome, None)
 }
 
 /// Opens the session of `hook` for a request (both ways of running it start here),
@@ -642,11 +638,11 @@ impl HookRun {
     /// Turns the request phase's outcome into the step the proxy takes: the guest's
     /// edits written into `req` (with this run kept for the response phase when the
     /// guest has one), or the answer. `rebuild` is there when the body was buffered
-    /// (and so may be replaced).
+    /// (and so may be replaced by `body`, the parts' body after the phase).
     fn request_step<B>(
         self: Box<Self>,
         req: &mut Request<B>,
-        parts: &mut RequestParts,
+        body: Option<Vec<u8>>,
         outcome: HookOutcome,
         rebuild: Option<&dyn Fn(Bytes) -> B>,
     ) -> RequestStep {
@@ -657,9 +653,9 @@ impl HookRun {
                 let added = if changes.is_empty() {
                     None
                 } else {
-                    apply_request(req, parts, &mut changes)
+                    apply_request(req, &mut changes)
                 };
-                let replaced = parts.body.take().filter(|_| changes.body_replaced);
+                let replaced = body.filter(|_| changes.body_replaced);
                 if let (Some(rebuild), Some(body)) = (rebuild, replaced) {
                     *req.body_mut() = rebuild(Bytes::from(body));
                     req.headers_mut().remove(header::CONTENT_LENGTH);
@@ -743,11 +739,10 @@ impl HookRun {
         }
         let inline = self.hook.inline;
         let session = self.session;
-        let (session, mut parts, outcome) =
-            run(inline, session, parts, |s, p| s.on_response(p)).await;
+        let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
         self.session = session;
         let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-        self.response_step(resp, raw, &mut parts, outcome, rebuild)
+        self.response_step(resp, raw, parts.body, outcome, rebuild)
     }
 
     /// The response phase of a hook that [`CompiledHook::runs_now`] (see
@@ -757,21 +752,21 @@ impl HookRun {
         resp: &mut Response<B>,
         raw: &mut Option<RawFields>,
     ) -> ResponseStep {
-        with_response_parts(|parts| {
-            parts.reset(resp.status().as_u16());
-            let fields = ResponseFields::of(resp, raw.as_ref());
-            let outcome = self.session.on_response_with(parts, &fields);
-            self.response_step(resp, raw, parts, outcome, None)
-        })
+        let fields = ResponseFields::of(resp, raw.as_ref());
+        let outcome = self
+            .session
+            .on_response_lent(resp.status().as_u16(), &fields);
+        self.response_step(resp, raw, None, outcome, None)
     }
 
     /// Applies the response phase's outcome (see [`HookRun::response_phase`]) and ends
-    /// the run. `rebuild` is there when the body was buffered.
+    /// the run. `rebuild` is there when the body was buffered (and so may be
+    /// replaced by `body`, the parts' body after the phase).
     fn response_step<B>(
         self: Box<Self>,
         resp: &mut Response<B>,
         raw: &mut Option<RawFields>,
-        parts: &mut ResponseParts,
+        body: Option<Vec<u8>>,
         outcome: HookOutcome,
         rebuild: Option<&dyn Fn(Bytes) -> B>,
     ) -> ResponseStep {
@@ -799,7 +794,7 @@ impl HookRun {
                         apply_edits(resp.headers_mut(), &changes.headers);
                     }
                 }
-                let replaced = parts.body.take().filter(|_| changes.body_replaced);
+                let replaced = body.filter(|_| changes.body_replaced);
                 if let (Some(rebuild), Some(body)) = (rebuild, replaced) {
                     *resp.body_mut() = rebuild(Bytes::from(body));
                     resp.headers_mut().remove(header::CONTENT_LENGTH);
@@ -893,45 +888,15 @@ fn report(hook: &CompiledHook, log: &[LogRecord]) {
     }
 }
 
-thread_local! {
-    /// The parts of the phases run on this worker, emptied and filled again by each
-    /// phase: their strings and header buffers are reused, so building a phase's
-    /// parts allocates nothing once they have grown, and they are never moved.
-    static REQUEST_PARTS: RefCell<RequestParts> = RefCell::default();
-    static RESPONSE_PARTS: RefCell<ResponseParts> = RefCell::default();
-}
-
-/// Runs `phase` with this worker's request parts (see [`REQUEST_PARTS`]).
-fn with_request_parts<R>(phase: impl FnOnce(&mut RequestParts) -> R) -> R {
-    with_parts(&REQUEST_PARTS, phase, |parts| parts.body = None)
-}
-
-/// Runs `phase` with this worker's response parts (see [`REQUEST_PARTS`]).
-fn with_response_parts<R>(phase: impl FnOnce(&mut ResponseParts) -> R) -> R {
-    with_parts(&RESPONSE_PARTS, phase, |parts| parts.body = None)
-}
-
-/// Lends the worker's `parts` to `phase`, then drops what is not worth keeping
-/// (`forget`: a body the guest read). Fresh parts if they are in use (they never
-/// are: a phase on the worker runs to its end before the next starts).
-fn with_parts<P: Default + 'static, R>(
-    parts: &'static std::thread::LocalKey<RefCell<P>>,
-    phase: impl FnOnce(&mut P) -> R,
-    forget: fn(&mut P),
-) -> R {
-    parts.with(|parts| match parts.try_borrow_mut() {
-        Ok(mut parts) => {
-            let done = phase(&mut parts);
-            forget(&mut parts);
-            done
-        }
-        Err(_) => phase(&mut P::default()),
-    })
-}
-
-/// Fills `parts` with the request's pseudo-headers (its headers are lent as
-/// [`MapFields`], or copied from them).
+/// Fills `parts` with the request's pseudo-headers (its headers are copied from
+/// [`MapFields`]).
 fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
+    let pseudo = request_pseudo(req);
+    parts.reset(pseudo.method, pseudo.path, pseudo.authority, pseudo.scheme);
+}
+
+/// The request's pseudo-headers as a guest sees them, borrowed from its head.
+fn request_pseudo<B>(req: &Request<B>) -> RequestPseudo<'_> {
     let authority = req
         .uri()
         .authority()
@@ -942,8 +907,12 @@ fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
                 .and_then(|h| h.to_str().ok())
         })
         .unwrap_or("");
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    parts.reset(req.method().as_str(), path, authority, "http");
+    RequestPseudo {
+        method: req.method().as_str(),
+        path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        authority,
+        scheme: "http",
+    }
 }
 
 /// A head's map as the guest sees it (the map's names are lowercase): the
@@ -1016,7 +985,7 @@ fn present(map: &HeaderMap, name: &[u8]) -> bool {
 
 /// Whether the raw fields have one named `name`.
 fn present_raw(raw: &RawFields, name: &[u8]) -> bool {
-    raw.values(name).next().is_some()
+    raw.contains(name)
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -1100,7 +1069,6 @@ fn header_name(name: &[u8]) -> Option<HeaderName> {
 /// out as raw fields after the head's (returned; see [`RequestStep::Forward`]).
 fn apply_request<B>(
     req: &mut Request<B>,
-    parts: &RequestParts,
     changes: &mut hook_engine::Changes,
 ) -> Option<HeaderList> {
     let edits = &changes.headers;
@@ -1115,18 +1083,18 @@ fn apply_request<B>(
         apply_edits(req.headers_mut(), edits);
         None
     };
-    if changes.path().is_some() {
-        if let Ok(uri) = Uri::try_from(parts.path.as_str()) {
+    if let Some(path) = changes.path() {
+        if let Ok(uri) = Uri::try_from(path) {
             *req.uri_mut() = uri;
         }
     }
-    if changes.method().is_some() {
-        if let Ok(method) = Method::from_bytes(parts.method.as_bytes()) {
+    if let Some(method) = changes.method() {
+        if let Ok(method) = Method::from_bytes(method.as_bytes()) {
             *req.method_mut() = method;
         }
     }
-    if changes.authority().is_some() {
-        if let Ok(host) = HeaderValue::from_str(&parts.authority) {
+    if let Some(authority) = changes.authority() {
+        if let Ok(host) = HeaderValue::from_str(authority) {
             req.headers_mut().insert(header::HOST, host);
         }
     }
@@ -1254,7 +1222,6 @@ mod tests {
             let req = Request::builder().uri("/a").header("accept", "*/*");
             req.body(()).expect("request")
         };
-        let parts = RequestParts::new("GET", "/a", "a.test");
         let changes = |list: &[HeaderEdit<'_>]| hook_engine::Changes {
             headers: edits(list),
             ..Default::default()
@@ -1264,7 +1231,6 @@ mod tests {
         let mut plain = head();
         let raw = apply_request(
             &mut plain,
-            &parts,
             &mut changes(&[
                 HeaderEdit::Add(b"x-a", b"1"),
                 HeaderEdit::Replace(b"x-b", b"2"),
@@ -1287,7 +1253,6 @@ mod tests {
             let mut mapped = head();
             let raw = apply_request(
                 &mut mapped,
-                &parts,
                 &mut changes(&[
                     HeaderEdit::Add(b"x-a", b"1"),
                     HeaderEdit::Add(managed.as_bytes(), b"v"),
@@ -1304,7 +1269,7 @@ mod tests {
         ] {
             let mut edited = head();
             let mut edits = changes(&[HeaderEdit::Add(b"x-a", b"1"), edit]);
-            assert_eq!(apply_request(&mut edited, &parts, &mut edits), None);
+            assert_eq!(apply_request(&mut edited, &mut edits), None);
             let headers = edited.headers();
             assert!(headers.contains_key("x-a"));
             assert_ne!(
@@ -1323,33 +1288,30 @@ mod tests {
             }
             req.body(()).expect("request")
         };
-        with_request_parts(|first| {
-            fill_request_parts(
-                first,
-                &head(
-                    "http://first.test/a/long/path?x=1",
-                    &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
-                ),
-            );
-            assert_eq!(first.authority, "first.test");
-            first.body = Some(b"read by the guest".to_vec());
-            first.trailers.push(b"x-trailer", b"1");
-        });
-        // The next request on this worker reuses the parts: nothing of the first stays.
+        let first_head = head(
+            "http://first.test/a/long/path?x=1",
+            &[("X-One", "1"), ("x-two", "22"), ("x-three", "333")],
+        );
+        let first = request_pseudo(&first_head);
+        assert_eq!(
+            (first.authority, first.path),
+            ("first.test", "/a/long/path?x=1")
+        );
+        // Without an authority in the target, the Host field is the authority.
         let second_head = head("/b", &[("Host", "b.test"), ("X-Cased", "v")]);
-        with_request_parts(|second| {
-            assert_eq!(second.body, None);
-            fill_request_parts(second, &second_head);
-            assert_eq!(
-                (second.method.as_str(), second.path.as_str()),
-                ("POST", "/b")
-            );
-            assert_eq!(
-                (second.authority.as_str(), second.scheme.as_str()),
-                ("b.test", "http")
-            );
-            assert_eq!(second.trailers.len(), 0);
-        });
+        let second = request_pseudo(&second_head);
+        assert_eq!((second.method, second.path), ("POST", "/b"));
+        assert_eq!((second.authority, second.scheme), ("b.test", "http"));
+        // Parts filled for a phase that may leave the worker hold the same values.
+        let mut parts = RequestParts::new("GET", "/old", "old.test");
+        parts.trailers.push(b"x-trailer", b"1");
+        fill_request_parts(&mut parts, &second_head);
+        assert_eq!((parts.method.as_str(), parts.path.as_str()), ("POST", "/b"));
+        assert_eq!(
+            (parts.authority.as_str(), parts.scheme.as_str()),
+            ("b.test", "http")
+        );
+        assert_eq!(parts.trailers.len(), 0);
         let fields = MapFields(second_head.headers());
         let mut lent = HeaderList::new();
         fields.fill(&mut lent);

@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..EngineConfig::default()
     })?;
     let context = RequestContext {
-        container_id: "bench".to_string(),
+        container_id: "bench".into(),
         source: "127.0.0.1:40000".parse().ok(),
         ..RequestContext::default()
     };

@@ -224,18 +224,48 @@ pub(crate) fn lowercase_checked(name: Vec<u8>, value: Vec<u8>) -> Option<Header>
 
 /// Why a header may not be written, or `None` when it may.
 pub fn header_rejection(name: &[u8], value: &[u8]) -> Option<HeaderRejection> {
+    check_header(name, value).err()
+}
+
+/// Checks a header a guest writes as [`header_rejection`] does, in one pass over
+/// each of name and value; `Ok(true)` when the (valid) name has uppercase letters.
+pub(crate) fn check_header(name: &[u8], value: &[u8]) -> Result<bool, HeaderRejection> {
     let bare = name.strip_prefix(b":").unwrap_or(name);
-    if bare.is_empty() || !bare.iter().all(|b| is_token_byte(*b)) {
+    let class = bare
+        .iter()
+        .fold(0, |class, b| class | NAME_CLASS[*b as usize]);
+    if bare.is_empty() || class & NOT_TOKEN != 0 {
         // Token bytes are ASCII: a name that is not UTF-8 fails here, and says so.
         if std::str::from_utf8(name).is_err() {
-            return Some(HeaderRejection::NameNotUtf8);
+            return Err(HeaderRejection::NameNotUtf8);
         }
-        return Some(HeaderRejection::InvalidName);
+        return Err(HeaderRejection::InvalidName);
     }
-    if value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Some(HeaderRejection::InvalidValue);
+    if !value_allowed(value) {
+        return Err(HeaderRejection::InvalidValue);
     }
-    None
+    Ok(class & UPPERCASE != 0)
+}
+
+/// Whether `value` holds no CR, LF or NUL: eight bytes at a time, as values are
+/// checked on every header a guest writes.
+fn value_allowed(value: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = value.chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        found |= zero_byte(x) | zero_byte(x ^ (ONES * 0x0d)) | zero_byte(x ^ (ONES * 0x0a));
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0, |bad, b| bad | u8::from(matches!(b, b'\r' | b'\n' | 0)));
+    found == 0 && tail == 0
 }
 
 /// `n` in decimal digits, written into `out` without allocating.
@@ -252,14 +282,19 @@ pub(crate) fn decimal(mut n: u32, out: &mut [u8; 10]) -> &[u8] {
     &out[at..]
 }
 
-/// RFC 9110 `tchar`s, one flag per byte value: a table, as every header a guest
-/// writes is checked byte by byte.
-const TOKEN_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
+/// [`NAME_CLASS`] flags: a byte no header name may hold, an uppercase letter.
+const NOT_TOKEN: u8 = 1;
+const UPPERCASE: u8 = 2;
+
+/// RFC 9110 `tchar`s (and which of them are uppercase), one entry per byte value:
+/// every header a guest writes is checked byte by byte, and its name lowercased
+/// only when this says it must be.
+const NAME_CLASS: [u8; 256] = {
+    let mut table = [NOT_TOKEN; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
+        if c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'!' | b'#'
@@ -276,15 +311,14 @@ const TOKEN_BYTES: [bool; 256] = {
                     | b'`'
                     | b'|'
                     | b'~'
-            );
+            )
+        {
+            table[b] = if c.is_ascii_uppercase() { UPPERCASE } else { 0 };
+        }
         b += 1;
     }
     table
 };
-
-fn is_token_byte(b: u8) -> bool {
-    TOKEN_BYTES[b as usize]
-}
 
 #[cfg(test)]
 mod tests {
@@ -328,5 +362,40 @@ mod tests {
             Err(HeaderRejection::NameNotUtf8)
         );
         assert!(checked_header_owned(b":path".to_vec(), b"/x".to_vec()).is_ok());
+    }
+
+    #[test]
+    fn values_with_cr_lf_or_nul_are_refused_wherever_the_byte_is() {
+        for len in 0..40 {
+            let clean = vec![b'v'; len];
+            assert_eq!(check_header(b"x", &clean), Ok(false), "{len}");
+            for at in 0..len {
+                for bad in [b'\r', b'\n', 0] {
+                    let mut value = clean.clone();
+                    value[at] = bad;
+                    assert_eq!(
+                        check_header(b"x", &value),
+                        Err(HeaderRejection::InvalidValue),
+                        "{len} {at} {bad}"
+                    );
+                }
+            }
+        }
+        // Bytes next to the refused ones, and high bytes, pass.
+        let near: Vec<u8> = [0x01, 0x09, 0x0b, 0x0c, 0x0e, 0x80, 0x8a, 0x8d, 0xff].repeat(3);
+        assert_eq!(check_header(b"x", &near), Ok(false));
+    }
+
+    #[test]
+    fn names_say_whether_they_need_lowercasing() {
+        assert_eq!(check_header(b"x-hook", b""), Ok(false));
+        assert_eq!(check_header(b"X-Hook", b""), Ok(true));
+        assert_eq!(check_header(b":path", b"/"), Ok(false));
+        assert_eq!(check_header(b":", b""), Err(HeaderRejection::InvalidName));
+        assert_eq!(check_header(b"a:b", b""), Err(HeaderRejection::InvalidName));
+        for b in 0..=255u8 {
+            let token = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(check_header(&[b], b"").is_ok(), token, "{b}");
+        }
     }
 }

@@ -67,7 +67,7 @@ pub fn run_report(args: &RunArgs) -> anyhow::Result<String> {
     spec.timeout = Duration::from_millis(args.timeout_ms);
     spec.fresh_instance = true;
     let context = RequestContext {
-        container_id: "local".to_string(),
+        container_id: "local".into(),
         source: "127.0.0.1:50000".parse().ok(),
         matched_group: args.group.clone(),
         ..RequestContext::default()

@@ -20,7 +20,7 @@ use crate::instance::{CallFailure, HookInstance, Phase};
 use crate::module_store::ArtifactCache;
 use crate::outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
-    LogRecord, RequestContext, RequestParts, ResponseParts, Rewrite,
+    LogRecord, RequestContext, RequestParts, RequestPseudo, ResponseParts, Rewrite,
 };
 use crate::pool::{InstancePool, PoolKey, SharedInstance};
 use crate::sandbox::EpochTicker;
@@ -277,17 +277,16 @@ impl HookSession {
         self.run_owned(parts)
     }
 
-    /// Runs the request phase with the regular headers lent by the proxy instead of
-    /// `parts.headers` (which is left alone): they are read only if the guest reads
-    /// the map, and its edits come back in [`Changes::headers`] for the proxy to
-    /// replay on its own head. The rest of the parts is edited as by
-    /// [`HookSession::on_request`].
-    pub fn on_request_with(
+    /// Runs the request phase on the proxy's head as it is: pseudo-headers and
+    /// regular headers lent, no body, no trailers (the hook does not read them).
+    /// Edits come back in the outcome's [`Changes`]: header edits to replay, and
+    /// rewritten pseudo-headers in [`Changes::rewrite`].
+    pub fn on_request_lent(
         &mut self,
-        parts: &mut RequestParts,
+        mut pseudo: RequestPseudo<'_>,
         fields: &dyn Fields,
     ) -> HookOutcome {
-        self.run_parts(parts, fields)
+        self.run_parts(&mut pseudo, fields)
     }
 
     /// Runs the response phase (see [`HookSession::on_request`]).
@@ -295,18 +294,16 @@ impl HookSession {
         self.run_owned(parts)
     }
 
-    /// Runs the response phase on lent headers (see [`HookSession::on_request_with`]).
-    pub fn on_response_with(
-        &mut self,
-        parts: &mut ResponseParts,
-        fields: &dyn Fields,
-    ) -> HookOutcome {
-        self.run_parts(parts, fields)
+    /// Runs the response phase on the proxy's head as it is (see
+    /// [`HookSession::on_request_lent`]): its status and lent fields, no body, no
+    /// trailers. A new status comes back in [`Changes::status`].
+    pub fn on_response_lent(&mut self, status: u16, fields: &dyn Fields) -> HookOutcome {
+        self.run_parts(&mut ResponseStatus(status), fields)
     }
 
     /// One phase on parts that carry their own headers: they are lent to the call
     /// and, when the guest continued, the edit log is replayed on them.
-    fn run_owned<P: PhaseParts>(&mut self, parts: &mut P) -> HookOutcome {
+    fn run_owned<P: OwnedParts>(&mut self, parts: &mut P) -> HookOutcome {
         let headers = std::mem::take(parts.headers_mut());
         let outcome = self.run_parts(parts, &headers);
         *parts.headers_mut() = headers;
@@ -593,13 +590,11 @@ fn lost_instance() -> CallFailure {
     CallFailure::new(FailureKind::Trap, "instance unavailable")
 }
 
-/// What one phase hands the guest and takes back: the request's parts or the
-/// response's.
+/// What one phase hands the guest and takes back: the request's parts (owned or
+/// the proxy's head) or the response's.
 trait PhaseParts {
     const PHASE: Phase;
     fn body(&self) -> Option<&[u8]>;
-    /// The parts' own regular headers (see [`HookSession::on_request`]).
-    fn headers_mut(&mut self) -> &mut HeaderList;
     /// Starts the (cleared) call data's header map on what the phase lends, copies
     /// in body and trailers; returns the body and trailer counts the phase's
     /// callbacks are given. The parts stay as they are.
@@ -610,6 +605,11 @@ trait PhaseParts {
     /// trailers into the parts and hands out its header edits. Otherwise the parts
     /// are left as they came.
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes;
+}
+
+/// Parts that carry their own regular headers (see [`HookSession::on_request`]).
+trait OwnedParts: PhaseParts {
+    fn headers_mut(&mut self) -> &mut HeaderList;
 }
 
 /// The guest's value of a pseudo-header when it differs from `current` and is
@@ -628,15 +628,45 @@ fn restore_trailers(trailers: &mut HeaderList, map: &mut HeadMap) {
     }
 }
 
+/// The request pseudo-headers the guest rewrote, compared with the `current`
+/// method, path and authority: only the first value of each counts.
+fn rewrite_of(head: &mut HeadMap, current: [&str; 3]) -> Option<Box<Rewrite>> {
+    if !head.pseudo_written {
+        return None;
+    }
+    let mut rewrite = Rewrite::default();
+    let mut seen = [false; 3];
+    for (name, value) in head.pseudo().iter() {
+        let (at, slot) = match name {
+            b":method" => (0, &mut rewrite.method),
+            b":path" => (1, &mut rewrite.path),
+            b":authority" => (2, &mut rewrite.authority),
+            _ => continue,
+        };
+        if let Some(changed) = changed_pseudo(&mut seen[at], value, current[at]) {
+            *slot = Some(changed);
+        }
+    }
+    let rewritten =
+        rewrite.path.is_some() || rewrite.method.is_some() || rewrite.authority.is_some();
+    rewritten.then(|| Box::new(rewrite))
+}
+
+/// The request pseudo-headers as the guest sees them.
+fn request_pseudo([method, path, authority, scheme]: [&str; 4]) -> [(&'static str, &[u8]); 4] {
+    [
+        (":method", method.as_bytes()),
+        (":path", path.as_bytes()),
+        (":authority", authority.as_bytes()),
+        (":scheme", scheme.as_bytes()),
+    ]
+}
+
 impl PhaseParts for RequestParts {
     const PHASE: Phase = Phase::Request;
 
     fn body(&self) -> Option<&[u8]> {
         self.body.as_deref()
-    }
-
-    fn headers_mut(&mut self) -> &mut HeaderList {
-        &mut self.headers
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
@@ -649,61 +679,94 @@ impl PhaseParts for RequestParts {
     }
 
     fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
-        call(&[
-            (":method", self.method.as_bytes()),
-            (":path", self.path.as_bytes()),
-            (":authority", self.authority.as_bytes()),
-            (":scheme", self.scheme.as_bytes()),
-        ])
+        call(&request_pseudo([
+            &self.method,
+            &self.path,
+            &self.authority,
+            &self.scheme,
+        ]))
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
         if !kept {
             return Changes::default();
         }
-        let (mut path, mut method, mut authority) = (None, None, None);
-        let head = &mut call.request_headers;
-        if head.pseudo_written {
-            let mut seen = [false; 3];
-            for (name, value) in head.pseudo().iter() {
-                // Only the first value of each counts: later ones leave it as it is.
-                let (slot, seen, current) = match name {
-                    b":path" => (&mut path, &mut seen[0], &self.path),
-                    b":method" => (&mut method, &mut seen[1], &self.method),
-                    b":authority" => (&mut authority, &mut seen[2], &self.authority),
-                    _ => continue,
-                };
-                if let Some(changed) = changed_pseudo(seen, value, current) {
-                    *slot = Some(changed);
-                }
-            }
-        }
+        let current = [
+            self.method.as_str(),
+            self.path.as_str(),
+            self.authority.as_str(),
+        ];
+        let rewrite = rewrite_of(&mut call.request_headers, current);
         restore_trailers(&mut self.trailers, &mut call.request_trailers);
         if call.request_body_replaced {
             self.body = Some(std::mem::take(&mut call.request_body));
         }
-        for (field, changed) in [
-            (&mut self.path, &path),
-            (&mut self.method, &method),
-            (&mut self.authority, &authority),
-        ] {
-            if let Some(changed) = changed {
-                field.clone_from(changed);
+        if let Some(rewrite) = &rewrite {
+            for (field, changed) in [
+                (&mut self.method, &rewrite.method),
+                (&mut self.path, &rewrite.path),
+                (&mut self.authority, &rewrite.authority),
+            ] {
+                if let Some(changed) = changed {
+                    field.clone_from(changed);
+                }
             }
         }
-        let rewritten = path.is_some() || method.is_some() || authority.is_some();
         Changes {
             headers: std::mem::take(&mut call.request_headers.edits),
             body_replaced: call.request_body_replaced,
-            rewrite: rewritten.then(|| {
-                Box::new(Rewrite {
-                    path,
-                    method,
-                    authority,
-                })
-            }),
+            rewrite,
             status: None,
         }
+    }
+}
+
+impl OwnedParts for RequestParts {
+    fn headers_mut(&mut self) -> &mut HeaderList {
+        &mut self.headers
+    }
+}
+
+impl PhaseParts for RequestPseudo<'_> {
+    const PHASE: Phase = Phase::Request;
+
+    fn body(&self) -> Option<&[u8]> {
+        None
+    }
+
+    fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
+        call.request_headers.begin_lent();
+        (None, 0)
+    }
+
+    fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
+        call(&request_pseudo([
+            self.method,
+            self.path,
+            self.authority,
+            self.scheme,
+        ]))
+    }
+
+    /// Trailers and a body the guest wrote have nowhere to go: the body streams
+    /// past the hook.
+    fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        if !kept {
+            return Changes::default();
+        }
+        let current = [self.method, self.path, self.authority];
+        Changes {
+            rewrite: rewrite_of(&mut call.request_headers, current),
+            headers: std::mem::take(&mut call.request_headers.edits),
+            body_replaced: false,
+            status: None,
+        }
+    }
+}
+
+impl OwnedParts for ResponseParts {
+    fn headers_mut(&mut self) -> &mut HeaderList {
+        &mut self.headers
     }
 }
 
@@ -712,10 +775,6 @@ impl PhaseParts for ResponseParts {
 
     fn body(&self) -> Option<&[u8]> {
         self.body.as_deref()
-    }
-
-    fn headers_mut(&mut self) -> &mut HeaderList {
-        &mut self.headers
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
@@ -728,21 +787,14 @@ impl PhaseParts for ResponseParts {
     }
 
     fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
-        let mut digits = [0u8; 10];
-        call(&[(":status", decimal(u32::from(self.status), &mut digits))])
+        ResponseStatus(self.status).with_pseudo(call)
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
         if !kept {
             return Changes::default();
         }
-        let head = &mut call.response_headers;
-        let status = head
-            .pseudo_written
-            .then(|| head.pseudo().get(b":status"))
-            .flatten()
-            .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u16>().ok())
-            .filter(|s| *s != self.status && (100..=599).contains(s));
+        let status = status_of(&mut call.response_headers, self.status);
         if let Some(status) = status {
             self.status = status;
         }
@@ -759,7 +811,49 @@ impl PhaseParts for ResponseParts {
     }
 }
 
-/// The JSON error fail-closed answers with, in the API's error envelope.
+/// The `:status` the guest wrote, when it is a valid one other than `current`.
+fn status_of(head: &mut HeadMap, current: u16) -> Option<u16> {
+    head.pseudo_written
+        .then(|| head.pseudo().get(b":status"))
+        .flatten()
+        .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u16>().ok())
+        .filter(|s| *s != current && (100..=599).contains(s))
+}
+
+/// A response phase on the proxy's head (see [`HookSession::on_response_lent`]).
+struct ResponseStatus(u16);
+
+impl PhaseParts for ResponseStatus {
+    const PHASE: Phase = Phase::Response;
+
+    fn body(&self) -> Option<&[u8]> {
+        None
+    }
+
+    fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
+        call.response_headers.begin_lent();
+        (None, 0)
+    }
+
+    fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
+        let mut digits = [0u8; 10];
+        call(&[(":status", decimal(u32::from(self.0), &mut digits))])
+    }
+
+    /// As for [`RequestPseudo`], trailers and a body the guest wrote are dropped.
+    fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        if !kept {
+            return Changes::default();
+        }
+        Changes {
+            status: status_of(&mut call.response_headers, self.0),
+            headers: std::mem::take(&mut call.response_headers.edits),
+            body_replaced: false,
+            rewrite: None,
+        }
+    }
+}
+
 fn failure_response(kind: FailureKind, reason: &str) -> LocalResponse {
     let (status, code) = match kind {
         FailureKind::Timeout => (504, "HOOK_TIMEOUT"),
@@ -941,6 +1035,62 @@ mod tests {
         assert_eq!(decimal(7, &mut digits), b"7");
         assert_eq!(decimal(599, &mut digits), b"599");
         assert_eq!(decimal(u32::MAX, &mut digits), b"4294967295");
+    }
+
+    #[test]
+    fn lent_heads_report_rewrites_and_status_in_the_changes() {
+        let mut pseudo = RequestPseudo {
+            method: "GET",
+            path: "/p?q=1",
+            authority: "a.test",
+            scheme: "http",
+        };
+        let mut call = CallData::default();
+        let count = as_guest(&pseudo, &mut call, &list(&[("h", "1")]), |call| {
+            let map = call.map(MapType::RequestHeaders);
+            assert_eq!(map.values(b":path").next(), Some(b"/p?q=1".as_slice()));
+            assert_eq!(map.values(b":scheme").next(), Some(b"http".as_slice()));
+            map.replace(b":method", b"POST");
+            map.replace(b":authority", b"a.test");
+            map.add(b"x", b"1");
+            // Trailers and a body have nowhere to go on a lent head.
+            call.map(MapType::RequestTrailers).add(b"t", b"1");
+            call.request_body_replaced = true;
+        });
+        assert_eq!(count, 5);
+        let changes = pseudo.restore(&mut call, true);
+        assert_eq!(
+            (changes.method(), changes.path(), changes.authority()),
+            (Some("POST"), None, None)
+        );
+        assert!(!changes.body_replaced);
+        assert_eq!(
+            changes.headers.iter().collect::<Vec<_>>(),
+            [HeaderEdit::Add(b"x", b"1")]
+        );
+        call.end_phase();
+        // Not kept: nothing comes back.
+        as_guest(&pseudo, &mut call, &NoFields, |call| {
+            call.map(MapType::RequestHeaders).replace(b":path", b"/x");
+        });
+        assert_eq!(pseudo.restore(&mut call, false), Changes::default());
+        call.end_phase();
+
+        let mut status = ResponseStatus(200);
+        for (written, expected) in [("404", Some(404)), ("200", None), ("99", None), ("x", None)] {
+            let count = as_guest(&status, &mut call, &list(&[("server", "up")]), |call| {
+                let map = call.map(MapType::ResponseHeaders);
+                assert_eq!(map.values(b":status").next(), Some(b"200".as_slice()));
+                map.replace(b":status", written.as_bytes());
+            });
+            assert_eq!(count, 2);
+            assert_eq!(
+                status.restore(&mut call, true).status,
+                expected,
+                "{written}"
+            );
+            call.end_phase();
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 
 use crate::abi::{
-    decode_pairs, encode_pairs_into, header_rejection, lowercase_checked, BufferType, LogLevel,
+    check_header, decode_pairs, encode_pairs_into, lowercase_checked, BufferType, LogLevel,
     MapType, MetricType, Status,
 };
 use crate::headers::HeaderList;
@@ -361,7 +361,10 @@ fn put_map_value(
     let (guest, state) = memory.data_and_store_mut(&mut *c);
     let name = guest_slice(guest, kp, kl)?;
     let value = guest_slice(guest, vp, vl)?;
-    refuse_invalid(state, name, value)?;
+    let uppercase = refuse_invalid(state, name, value)?;
+    if !uppercase {
+        return put_checked(state, map, name, value, replace);
+    }
     with_lowercase(state, name, |state, name| {
         put_checked(state, map, name, value, replace)
     })
@@ -423,14 +426,14 @@ fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     Ok(())
 }
 
-/// Refuses a header a guest writes that is not valid HTTP, logging why.
-fn refuse_invalid(state: &mut HostState, name: &[u8], value: &[u8]) -> HostResult {
-    if let Some(why) = header_rejection(name, value) {
+/// Refuses a header a guest writes that is not valid HTTP, logging why; else
+/// whether its name has uppercase letters.
+fn refuse_invalid(state: &mut HostState, name: &[u8], value: &[u8]) -> HostResult<bool> {
+    check_header(name, value).map_err(|why| {
         let shown = String::from_utf8_lossy(name).into_owned();
         state.host_log(LogLevel::Warn, format!("refused header {shown:?}: {why:?}"));
-        return Err(Status::BadArgument.into());
-    }
-    Ok(())
+        Status::BadArgument.into()
+    })
 }
 
 /// Refuses a header change that would leave a map of `size` bytes over the limit.
@@ -619,23 +622,18 @@ fn get_property(c: &mut Ctx<'_>, ptr: i32, len: i32, ptr_out: i32, len_out: i32)
     return_filled(c, ptr_out, len_out, |guest, state, out| {
         let raw = guest_slice(guest, ptr, len)?;
         let mut segments = properties::Segments::default();
-        Ok(match std::str::from_utf8(raw) {
-            Ok(text) if segments.split(text) => {
-                properties::resolve_into(state, segments.as_slice(), out)
-            }
-            // Not UTF-8, or deeper than any path we answer: the general way.
-            _ => {
-                let path = properties::parse_path(raw);
-                let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                properties::resolve_into(state, &path, out)
-            }
+        Ok(if segments.split(raw) {
+            properties::resolve_into(state, segments.as_slice(), out)
+        } else {
+            // Deeper than any path we answer: the general way.
+            properties::resolve_into(state, &properties::parse_path(raw), out)
         })
     })
 }
 
 /// Guest-set properties live for the request and are bounded like headers.
 fn set_property(c: &mut Ctx<'_>, ptr: i32, len: i32, vp: i32, vl: i32) -> HostResult {
-    let path = properties::parse_path(&read(c, ptr, len)?).join(".");
+    let path = properties::property_key(&properties::parse_path(&read(c, ptr, len)?));
     let value = read(c, vp, vl)?;
     let limit = c.data().services.limits.max_header_bytes;
     let used: usize = c

@@ -71,6 +71,6 @@ pub use fields::Fields;
 pub use headers::HeaderList;
 pub use outcome::{
     Changes, FailureKind, FailurePolicy, HookFailure, HookOutcome, HookSpec, LocalResponse,
-    LogRecord, RequestContext, RequestParts, ResponseParts, Rewrite,
+    LogRecord, RequestContext, RequestParts, RequestPseudo, ResponseParts, Rewrite,
 };
 pub use state::HookLimits;

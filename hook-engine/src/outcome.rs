@@ -72,7 +72,8 @@ pub enum FailurePolicy {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     /// Namespaces pools, shared data and metrics so tenants never see each other's.
-    pub container_id: String,
+    /// Shared, as the proxy hands the same one to every request of the container.
+    pub container_id: Arc<str>,
     pub source: Option<SocketAddr>,
     pub destination: Option<SocketAddr>,
     /// The access group that let the request in (`hoody.matched_group`).
@@ -129,6 +130,19 @@ impl RequestParts {
         self.body = None;
         self.trailers.clear();
     }
+}
+
+/// A request's pseudo-headers borrowed from the proxy's own head: what
+/// [`HookSession::on_request_lent`](crate::HookSession::on_request_lent) runs on
+/// when the body streams past the hook, so nothing of the head is copied. The
+/// guest's rewrites come back in [`Changes::rewrite`].
+#[derive(Debug, Clone, Copy)]
+pub struct RequestPseudo<'a> {
+    pub method: &'a str,
+    /// Path and query, as in `:path`.
+    pub path: &'a str,
+    pub authority: &'a str,
+    pub scheme: &'a str,
 }
 
 /// The upstream response as the hook sees and edits it.

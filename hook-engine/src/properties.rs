@@ -8,36 +8,39 @@ use crate::head_map::HeadMap;
 use crate::outcome::RequestContext;
 use crate::state::HostState;
 
-/// Splits a property path into its segments.
-pub(crate) fn parse_path(raw: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(raw);
+/// Splits a property path into its segments, however many there are.
+pub(crate) fn parse_path(raw: &[u8]) -> Vec<&[u8]> {
     let mut segments = Segments::default();
-    if segments.split(&text) {
-        return segments.as_slice().iter().map(|s| s.to_string()).collect();
+    if segments.split(raw) {
+        return segments.as_slice().to_vec();
     }
     // Deeper than any attribute we answer: split without a bound.
-    let parts: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).collect();
-    parts.into_iter().map(str::to_string).collect()
+    raw.split(|b| *b == 0).filter(|s| !s.is_empty()).collect()
+}
+
+/// The key a guest-set property is kept under: its segments joined by dots.
+pub(crate) fn property_key(path: &[&[u8]]) -> String {
+    String::from_utf8_lossy(&path.join(&b'.')).into_owned()
 }
 
 /// Most segments a path we can answer has (`request.headers.<name>`), with room for
 /// guest-set properties of a few levels.
 const MAX_SEGMENTS: usize = 8;
 
-/// A property path split in place: segments borrowed from the path's text, so a
-/// lookup allocates nothing.
+/// A property path split in place: segments borrowed from the path's bytes (in
+/// guest memory), so a lookup allocates and converts nothing.
 #[derive(Default)]
 pub(crate) struct Segments<'a> {
-    parts: [&'a str; MAX_SEGMENTS],
+    parts: [&'a [u8]; MAX_SEGMENTS],
     len: usize,
 }
 
 impl<'a> Segments<'a> {
-    pub(crate) fn as_slice(&self) -> &[&'a str] {
+    pub(crate) fn as_slice(&self) -> &[&'a [u8]] {
         &self.parts[..self.len]
     }
 
-    fn push(&mut self, part: &'a str) -> bool {
+    fn push(&mut self, part: &'a [u8]) -> bool {
         if self.len == MAX_SEGMENTS {
             return false;
         }
@@ -49,41 +52,30 @@ impl<'a> Segments<'a> {
     /// Splits NUL-separated segments (empty ones dropped), or a single dotted one
     /// (`request.headers.x-user`: header names may hold dots, so everything after
     /// `headers.` stays one segment). False when there are too many segments.
-    pub(crate) fn split(&mut self, text: &'a str) -> bool {
-        let (mut count, mut last, mut rest) = (0, "", text);
-        loop {
-            // NUL is ASCII, so the byte positions are character boundaries.
-            let (part, next) = match rest.bytes().position(|b| b == 0) {
-                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
-                None => (rest, None),
-            };
-            if !part.is_empty() {
-                count += 1;
-                last = part;
-                if !self.push(part) {
-                    return false;
-                }
-            }
-            match next {
-                Some(next) => rest = next,
-                None => break,
+    pub(crate) fn split(&mut self, path: &'a [u8]) -> bool {
+        let mut last: &[u8] = &[];
+        for part in path.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+            last = part;
+            if !self.push(part) {
+                return false;
             }
         }
-        if count == 1 {
-            self.len -= 1;
+        if self.len == 1 {
+            self.len = 0;
             return self.split_dotted(last);
         }
         true
     }
 
-    fn split_dotted(&mut self, path: &'a str) -> bool {
+    fn split_dotted(&mut self, path: &'a [u8]) -> bool {
         let mut rest = path;
-        while let Some((head, tail)) = rest.split_once('.') {
+        while let Some(dot) = rest.iter().position(|b| *b == b'.') {
+            let head = &rest[..dot];
             if !self.push(head) {
                 return false;
             }
-            rest = tail;
-            if head == "headers" {
+            rest = &rest[dot + 1..];
+            if head == b"headers" {
                 break;
             }
         }
@@ -94,41 +86,43 @@ impl<'a> Segments<'a> {
 /// Writes the property's value into `out` (empty on entry); false for `NotFound`.
 /// Integers are 8-byte little endian as in Envoy. Only the header properties load
 /// a map's regular headers (see [`HeadMap`]).
-pub(crate) fn resolve_into(state: &mut HostState, path: &[&str], out: &mut Vec<u8>) -> bool {
+pub(crate) fn resolve_into(state: &mut HostState, path: &[&[u8]], out: &mut Vec<u8>) -> bool {
     if !state.call.properties.is_empty() {
-        if let Some(value) = state.call.properties.get(&path.join(".")) {
+        if let Some(value) = state.call.properties.get(&property_key(path)) {
             out.extend_from_slice(value);
             return true;
         }
     }
     let call = &mut state.call;
     let found: Option<&[u8]> = match path {
-        ["request", "id"] => {
+        [b"request", b"id"] => {
             // The context's id, else the request's own `x-request-id`.
             return context_text(out, |c| c.request_id.as_deref())
-                || bytes(first(&mut call.request_headers, "x-request-id"), out);
+                || bytes(first(&mut call.request_headers, b"x-request-id"), out);
         }
-        ["request", rest @ ..] => return request_property(&mut call.request_headers, rest, out),
-        ["response", "code"] => {
-            let code = first(&mut call.response_headers, ":status")
+        [b"request", rest @ ..] => return request_property(&mut call.request_headers, rest, out),
+        [b"response", b"code"] => {
+            let code = first(&mut call.response_headers, b":status")
                 .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok());
             return int(code, out);
         }
-        ["response", "headers"] => {
+        [b"response", b"headers"] => {
             encode_pairs_into(call.response_headers.regular().iter(), out);
             return true;
         }
-        ["response", "headers", name] => first(&mut call.response_headers, name),
-        ["source", "address"] => return address(context(|c| c.source), out),
-        ["source", "port"] => return int(context(|c| c.source).map(|a| i64::from(a.port())), out),
-        ["destination", "address"] => return address(context(|c| c.destination), out),
-        ["destination", "port"] => {
+        [b"response", b"headers", name] => first(&mut call.response_headers, name),
+        [b"source", b"address"] => return address(context(|c| c.source), out),
+        [b"source", b"port"] => {
+            return int(context(|c| c.source).map(|a| i64::from(a.port())), out)
+        }
+        [b"destination", b"address"] => return address(context(|c| c.destination), out),
+        [b"destination", b"port"] => {
             return int(context(|c| c.destination).map(|a| i64::from(a.port())), out)
         }
-        ["plugin_name"] => Some(state.plugin.name.as_bytes()),
-        ["plugin_root_id"] | ["plugin_vm_id"] => Some(state.plugin.root_id.as_bytes()),
-        ["hoody", "matched_group"] => return context_text(out, |c| c.matched_group.as_deref()),
-        ["hoody", "container_id"] => Some(state.plugin.container_id.as_bytes()),
+        [b"plugin_name"] => Some(state.plugin.name.as_bytes()),
+        [b"plugin_root_id"] | [b"plugin_vm_id"] => Some(state.plugin.root_id.as_bytes()),
+        [b"hoody", b"matched_group"] => return context_text(out, |c| c.matched_group.as_deref()),
+        [b"hoody", b"container_id"] => Some(state.plugin.container_id.as_bytes()),
         _ => None,
     };
     bytes(found, out)
@@ -147,19 +141,19 @@ fn context(
     with_lent(|lent| lent.and_then(|l| read(l.context)))
 }
 
-fn request_property(headers: &mut HeadMap, rest: &[&str], out: &mut Vec<u8>) -> bool {
+fn request_property(headers: &mut HeadMap, rest: &[&[u8]], out: &mut Vec<u8>) -> bool {
     let value = match rest {
-        ["path"] => first(headers, ":path"),
-        ["url_path"] => first(headers, ":path").map(strip_query),
-        ["query"] => first(headers, ":path").map(query),
-        ["method"] => first(headers, ":method"),
-        ["host"] => first(headers, ":authority"),
-        ["scheme"] => first(headers, ":scheme"),
-        ["headers"] => {
+        [b"path"] => first(headers, b":path"),
+        [b"url_path"] => first(headers, b":path").map(strip_query),
+        [b"query"] => first(headers, b":path").map(query),
+        [b"method"] => first(headers, b":method"),
+        [b"host"] => first(headers, b":authority"),
+        [b"scheme"] => first(headers, b":scheme"),
+        [b"headers"] => {
             encode_pairs_into(headers.regular().iter(), out);
             return true;
         }
-        ["headers", name] => first(headers, name),
+        [b"headers", name] => first(headers, name),
         _ => None,
     };
     bytes(value, out)
@@ -167,8 +161,8 @@ fn request_property(headers: &mut HeadMap, rest: &[&str], out: &mut Vec<u8>) -> 
 
 /// The first value of `name`, lowercase (a pseudo-header is read without loading the
 /// map's regular headers).
-fn first<'a>(headers: &'a mut HeadMap, name: &'a str) -> Option<&'a [u8]> {
-    headers.values(name.as_bytes()).next()
+fn first<'a>(headers: &'a mut HeadMap, name: &'a [u8]) -> Option<&'a [u8]> {
+    headers.values(name).next()
 }
 
 fn bytes(value: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
@@ -193,26 +187,30 @@ fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
         out.extend_from_slice(address.to_string().as_bytes());
         return;
     };
-    // `255.255.255.255:65535` at most, written in place and copied out once.
-    let mut text = [0u8; 21];
-    let mut len = 0;
-    let mut push = |n: u32, after: Option<u8>| {
-        for digit in crate::abi::decimal(n, &mut [0u8; 10]) {
-            text[len] = *digit;
-            len += 1;
+    // `255.255.255.255:65535` at most (and the first octet's unused separator),
+    // written backwards in place and copied out once.
+    let mut text = [0u8; 22];
+    let mut at = text.len();
+    let mut prepend = |n: u16, before: u8| {
+        let mut n = n;
+        loop {
+            at -= 1;
+            text[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
-        if let Some(separator) = after {
-            text[len] = separator;
-            len += 1;
-        }
+        at -= 1;
+        text[at] = before;
     };
     let [a, b, c, d] = v4.ip().octets();
-    for octet in [a, b, c] {
-        push(u32::from(octet), Some(b'.'));
-    }
-    push(u32::from(d), Some(b':'));
-    push(u32::from(v4.port()), None);
-    out.extend_from_slice(&text[..len]);
+    prepend(v4.port(), b':');
+    prepend(u16::from(d), b'.');
+    prepend(u16::from(c), b'.');
+    prepend(u16::from(b), b'.');
+    prepend(u16::from(a), 0);
+    out.extend_from_slice(&text[at + 1..]);
 }
 
 fn strip_query(path: &[u8]) -> &[u8] {
@@ -239,6 +237,8 @@ mod tests {
             "127.0.0.1:40000",
             "10.0.0.255:0",
             "0.0.0.0:65535",
+            "255.255.255.255:65535",
+            "1.22.103.9:7",
             "[::1]:8080",
         ] {
             let address: std::net::SocketAddr = text.parse().expect("address");
@@ -250,26 +250,35 @@ mod tests {
 
     #[test]
     fn parses_nul_and_dotted_paths() {
-        assert_eq!(parse_path(b"request\0path\0"), vec!["request", "path"]);
-        assert_eq!(parse_path(b"request.path"), vec!["request", "path"]);
+        let parsed = |raw: &[u8]| -> Vec<String> {
+            parse_path(raw)
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        };
+        assert_eq!(parsed(b"request\0path\0"), vec!["request", "path"]);
+        assert_eq!(parsed(b"request.path"), vec!["request", "path"]);
         assert_eq!(
-            parse_path(b"request.headers.x-a.b"),
+            parsed(b"request.headers.x-a.b"),
             vec!["request", "headers", "x-a.b"]
         );
-        assert_eq!(parse_path(b"plugin_name"), vec!["plugin_name"]);
-        assert_eq!(parse_path(b"\0a\0\0b\0"), vec!["a", "b"]);
+        assert_eq!(parsed(b"plugin_name"), vec!["plugin_name"]);
+        assert_eq!(parsed(b"\0a\0\0b\0"), vec!["a", "b"]);
         // One NUL-separated segment is read as a dotted path.
-        assert_eq!(parse_path(b"\0request.path\0"), vec!["request", "path"]);
+        assert_eq!(parsed(b"\0request.path\0"), vec!["request", "path"]);
         // Deeper than the bounded split: every segment still comes out.
-        let deep = parse_path(b"a\0b\0c\0d\0e\0f\0g\0h\0i");
+        let deep = parsed(b"a\0b\0c\0d\0e\0f\0g\0h\0i");
         assert_eq!(deep.len(), 9);
         let deep = "a\0b\0c\0d\0e\0f\0g\0h\0i";
-        assert_eq!(parse_path(deep.as_bytes()).len(), 9);
+        assert_eq!(parsed(deep.as_bytes()).len(), 9);
         let mut segments = Segments::default();
-        assert!(!segments.split(deep));
+        assert!(!segments.split(deep.as_bytes()));
         let mut segments = Segments::default();
-        assert!(segments.split("source.address"));
-        assert_eq!(segments.as_slice(), ["source", "address"]);
+        assert!(segments.split(b"source.address"));
+        assert_eq!(segments.as_slice(), [&b"source"[..], b"address"]);
+        // Guest-set properties are kept under their dotted name, however sent.
+        assert_eq!(property_key(&parse_path(b"my\0key\0")), "my.key");
+        assert_eq!(property_key(&parse_path(b"my.key")), "my.key");
     }
 
     #[test]

@@ -7,7 +7,10 @@ mod support;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use hook_engine::{HookEngine, HookOutcome, HookSpec, Provision, RequestParts};
+use hook_engine::{
+    HeaderEdit, HeaderList, HookEngine, HookOutcome, HookSpec, Provision, RequestParts,
+    RequestPseudo,
+};
 use support::*;
 
 fn examples_dir() -> &'static PathBuf {
@@ -34,6 +37,13 @@ fn load(engine: &HookEngine, name: &str) -> HookSpec {
     spec(engine, name, module)
 }
 
+fn changes_of(outcome: HookOutcome) -> hook_engine::Changes {
+    match outcome {
+        HookOutcome::Continue(changes) => changes,
+        other => panic!("expected the request to continue, got {other:?}"),
+    }
+}
+
 fn local(outcome: HookOutcome) -> hook_engine::LocalResponse {
     match outcome {
         HookOutcome::LocalResponse(response) => response,
@@ -54,6 +64,53 @@ fn add_header_tags_requests_and_responses() {
     continued(&session.on_response(&mut response));
     assert_eq!(response.header("x-hook-response"), Some(&b"hooks-sdk"[..]));
     assert!(log_text(&session.finish()).contains("tagged GET /orders"));
+}
+
+#[test]
+fn guests_run_on_a_lent_head_and_their_edits_come_back_as_changes() {
+    let engine = engine();
+    let hook = load(&engine, "add_header");
+    let mut session = engine.session(&hook, context("c1"));
+    let pseudo = RequestPseudo {
+        method: "GET",
+        path: "/orders",
+        authority: "shop.test",
+        scheme: "http",
+    };
+    let headers: HeaderList = [("accept", "*/*")].into_iter().collect();
+    let changes = changes_of(session.on_request_lent(pseudo, &headers));
+    assert_eq!(
+        changes.headers.iter().collect::<Vec<_>>(),
+        [
+            HeaderEdit::Replace(b"x-hook", b"hooks-sdk"),
+            HeaderEdit::Replace(b"x-client", b"10.0.0.7:40100"),
+        ]
+    );
+    assert!(changes.rewrite.is_none());
+    let upstream: HeaderList = [("server", "up")].into_iter().collect();
+    let changes = changes_of(session.on_response_lent(200, &upstream));
+    assert_eq!(
+        changes.headers.iter().collect::<Vec<_>>(),
+        [HeaderEdit::Replace(b"x-hook-response", b"hooks-sdk")]
+    );
+    assert_eq!(changes.status, None);
+    assert!(log_text(&session.finish()).contains("tagged GET /orders"));
+
+    // A rewrite of the path comes back as one, the lent head left as it was.
+    let hook = load(&engine, "jwt_route");
+    let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSIsInRpZXIiOiJnb2xkIiwibiI6NX0.sig";
+    let headers: HeaderList = [("authorization", format!("Bearer {token}"))]
+        .into_iter()
+        .collect();
+    let mut session = engine.session(&hook, context("c1"));
+    let pseudo = RequestPseudo {
+        path: "/orders?page=1",
+        ..pseudo
+    };
+    let changes = changes_of(session.on_request_lent(pseudo, &headers));
+    assert_eq!(changes.path(), Some("/gold/orders?page=1"));
+    assert_eq!((changes.method(), changes.authority()), (None, None));
+    session.finish();
 }
 
 #[test]

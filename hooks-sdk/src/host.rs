@@ -107,31 +107,17 @@ pub fn plugin_config() -> Vec<u8> {
     take_buffer(ptr, len)
 }
 
-/// `path` as the ABI wants it (each segment ending in NUL): in `short` when it
-/// fits, as attribute names do, so a lookup allocates nothing; else in `long`.
-pub(crate) fn property_path<'a>(
-    path: &str,
-    short: &'a mut [u8; 64],
-    long: &'a mut Vec<u8>,
-) -> &'a [u8] {
-    let nul = |byte: u8| if byte == b'.' { 0 } else { byte };
-    if path.len() < short.len() {
-        for (at, byte) in path.bytes().enumerate() {
-            short[at] = nul(byte);
-        }
-        short[path.len()] = 0;
-        return &short[..=path.len()];
-    }
-    long.extend(path.bytes().map(nul));
-    long.push(0);
-    long
+/// `path` as the ABI wants it: each segment ending in NUL.
+pub(crate) fn property_path(path: &str) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(path.len() + 1);
+    encoded.extend(path.bytes().map(|b| if b == b'.' { 0 } else { b }));
+    encoded.push(0);
+    encoded
 }
 
 /// A property by Envoy attribute name, e.g. `property("source.address")`.
 pub fn property(path: &str) -> Option<Vec<u8>> {
-    let mut short = [0u8; 64];
-    let mut long = Vec::new();
-    let encoded = property_path(path, &mut short, &mut long);
+    let encoded = property_path(path);
     let mut ptr = std::ptr::null_mut();
     let mut len = 0;
     // SAFETY: as in `header`.

@@ -24,7 +24,16 @@ mod codec;
 #[doc(hidden)]
 pub mod dispatch;
 mod ffi;
+mod heap;
 pub mod host;
+
+pub use heap::SizeClasses;
+
+/// The guest's allocator (see [`SizeClasses`]); turn the default features off to
+/// bring another.
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+#[global_allocator]
+static ALLOCATOR: SizeClasses = SizeClasses::new();
 
 pub use codec::{base64url_decode, json_escape, json_field, jwt_claims};
 pub use host::{HostError, Level};
@@ -113,8 +122,7 @@ impl Request {
 
     /// A header as text (lossy), by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<String> {
-        host::header(host::Map::RequestHeaders, &name.to_ascii_lowercase())
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        host::header(host::Map::RequestHeaders, &name.to_ascii_lowercase()).map(text)
     }
 
     /// All headers, pseudo-headers (`:path`...) included.
@@ -146,6 +154,11 @@ impl Request {
         host::property(path)
     }
 
+    /// A property as text (lossy), e.g. `property_text("source.address")`.
+    pub fn property_text(&self, path: &str) -> Option<String> {
+        host::property(path).map(text)
+    }
+
     /// The hook's configuration (`script.config`).
     pub fn config(&self) -> String {
         config()
@@ -171,8 +184,7 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        host::header(host::Map::ResponseHeaders, &name.to_ascii_lowercase())
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        host::header(host::Map::ResponseHeaders, &name.to_ascii_lowercase()).map(text)
     }
 
     pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
@@ -206,7 +218,19 @@ pub trait Hook {
 
 /// The configuration the instance was started with.
 pub fn config() -> String {
-    String::from_utf8_lossy(&host::plugin_config()).into_owned()
+    text(host::plugin_config())
+}
+
+/// Bytes from the host as text: moved into the string when they are UTF-8, as
+/// they nearly always are (no copy); with replacement characters otherwise.
+fn text(bytes: Vec<u8>) -> String {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8. (Checking ASCII first is a fraction of the cost
+        // of full validation on the short values hooks read.)
+        return unsafe { String::from_utf8_unchecked(bytes) };
+    }
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 /// Logs at info level to the hook log (nothing when the host drops info lines).
@@ -303,15 +327,13 @@ macro_rules! on_request {
 mod tests {
 
     #[test]
-    fn property_paths_are_nul_separated_on_the_stack_or_not() {
-        let (mut short, mut long) = ([0xffu8; 64], Vec::new());
+    fn property_paths_are_nul_separated() {
         assert_eq!(
-            crate::host::property_path("source.address", &mut short, &mut long),
+            crate::host::property_path("source.address"),
             b"source\0address\0"
         );
-        assert!(long.is_empty());
         let deep = "a.".repeat(40);
-        let encoded = crate::host::property_path(&deep, &mut short, &mut long).to_vec();
+        let encoded = crate::host::property_path(&deep);
         assert_eq!(encoded.len(), deep.len() + 1);
         assert!(encoded.iter().all(|b| *b == b'a' || *b == 0));
     }
@@ -329,6 +351,13 @@ mod tests {
             }
             Action::Continue => panic!("expected a reply"),
         }
+    }
+
+    #[test]
+    fn host_bytes_become_text_even_when_not_utf8() {
+        assert_eq!(text(b"127.0.0.1:80".to_vec()), "127.0.0.1:80");
+        assert_eq!(text(vec![b'a', 0xff, b'b']), "a\u{fffd}b");
+        assert_eq!(text("é:1".as_bytes().to_vec()), "é:1");
     }
 
     #[test]

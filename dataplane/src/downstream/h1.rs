@@ -374,8 +374,8 @@ pub fn encode_response_head(
     let mut has_date = headers.contains_key(header::DATE);
     if let Some(raw) = raw {
         let named = raw.named_by_connection();
-        for (name, value) in raw.iter() {
-            if raw_skipped(name, framing, &named) {
+        for (name, value, hop_by_hop) in raw.iter_flagged() {
+            if hop_by_hop || raw_skipped(name, framing, &named) {
                 continue;
             }
             has_date |= name.eq_ignore_ascii_case(b"date");
@@ -418,11 +418,10 @@ fn skipped(name: &HeaderName, framing: RespFraming, upgrade: bool) -> bool {
     *name == header::CONTENT_LENGTH && framing != RespFraming::Headers
 }
 
-/// Raw upstream fields that are not passed on: hop-by-hop ones, those the
-/// upstream's `Connection` names, and a length the writer sets itself.
+/// Raw upstream fields that are not passed on besides the hop-by-hop ones:
+/// those the upstream's `Connection` names, and a length the writer sets itself.
 fn raw_skipped(name: &[u8], framing: RespFraming, named: &[&[u8]]) -> bool {
-    crate::fields::is_hop_by_hop(name)
-        || (framing != RespFraming::Headers && name.eq_ignore_ascii_case(b"content-length"))
+    (framing != RespFraming::Headers && name.eq_ignore_ascii_case(b"content-length"))
         || named.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 

@@ -29,7 +29,7 @@ pub fn engine() -> HookEngine {
 
 pub fn context(container: &str) -> RequestContext {
     RequestContext {
-        container_id: container.to_string(),
+        container_id: container.into(),
         source: "10.0.0.7:40100".parse().ok(),
         destination: "10.0.0.1:8000".parse().ok(),
         matched_group: Some("staff".to_string()),

@@ -17,8 +17,8 @@ impl Hook for AddHeader {
 
     fn on_request(&mut self, req: &mut Request) -> Action {
         let _ = req.set_header("x-hook", &self.tag);
-        if let Some(source) = req.property("source.address") {
-            let _ = req.set_header("x-client", &String::from_utf8_lossy(&source));
+        if let Some(source) = req.property_text("source.address") {
+            let _ = req.set_header("x-client", &source);
         }
         hooks_sdk::log!("tagged {} {}", req.method(), req.path());
         Action::Continue

@@ -7,10 +7,7 @@ fn on_request(req: &mut Request) -> Action {
     if req.path() != "/hook/info" {
         return Action::Continue;
     }
-    let group = req
-        .property("hoody.matched_group")
-        .map(|g| String::from_utf8_lossy(&g).into_owned())
-        .unwrap_or_default();
+    let group = req.property_text("hoody.matched_group").unwrap_or_default();
     let body = format!(
         "{{\"method\":\"{}\",\"host\":\"{}\",\"user_agent\":\"{}\",\"group\":\"{}\",\"now_ns\":{}}}",
         json_escape(&req.method()),

@@ -7,10 +7,7 @@ use hooks_sdk::{shared, Action, Request};
 
 fn on_request(req: &mut Request) -> Action {
     let limit: i64 = req.config().trim().parse().unwrap_or(3);
-    let client = req
-        .property("source.address")
-        .map(|a| String::from_utf8_lossy(&a).into_owned())
-        .unwrap_or_default();
+    let client = req.property_text("source.address").unwrap_or_default();
     let client = client.rsplit_once(':').map_or(client.as_str(), |(ip, _)| ip).to_string();
     let count = match shared::increment(&format!("ratelimit:{}", client), 1) {
         Ok(count) => count,
