@@ -12,6 +12,9 @@
 #   HOOK=1 benches/proxy-instructions.sh   # hoody without and with a hook
 #   KEEP=/tmp/cg benches/proxy-instructions.sh   # keep the callgrind files
 #     (one per thread) for callgrind_annotate
+#   INFLIGHT=64 benches/proxy-instructions.sh   # 64 requests in flight at once
+#     (N1 and N2 multiples of it), as under load: costs that grow with the
+#     requests a worker holds (buffers parked per thread, say) show up
 #
 # HOOK=1 compares hoody with itself: the plain route against one running the
 # hooks-sdk `add_header` example (issue 6's load case), instead of nginx. The
@@ -59,23 +62,26 @@ JSON
 # single process (master_process off) so callgrind sees all of its work.
 nginx_conf 1 "$(nginx_proxy_server "$PROXY_PORT" "$BACKEND_PORT")" proxy
 
-# client N [HOST]: N requests, round robin over 4 keep-alive connections, each
-# response read completely before the next request goes out.
+# client N [HOST]: N requests over INFLIGHT keep-alive connections (4 by
+# default): sent one at a time, each response read completely before the next
+# request goes out; with INFLIGHT set, one request on every connection at once
+# and then all the responses, so INFLIGHT requests are in flight together, as
+# under load.
 client() {
-  python3 - "$PROXY_PORT" "$1" "${2:-bench.test}" <<'PY'
+  python3 - "$PROXY_PORT" "$1" "${2:-bench.test}" "${INFLIGHT:-}" <<'PY'
 import socket, sys, time
 port, total, host = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+inflight = int(sys.argv[4]) if sys.argv[4] else 0
 for _ in range(1200):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         break
     except OSError:
         time.sleep(0.1)
-conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(inflight or 4)]
 req = b"GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: bench\r\n\r\n" % host.encode()
-for i in range(total):
-    s = conns[i % 4]
-    s.sendall(req)
+
+def response(s):
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += s.recv(65536)
@@ -89,6 +95,18 @@ for i in range(total):
         sys.exit("unexpected response: %r" % head[:80])
     while len(body) < length:
         body += s.recv(65536)
+
+if inflight:
+    for _ in range(total // inflight):
+        for s in conns:
+            s.sendall(req)
+        for s in conns:
+            response(s)
+else:
+    for i in range(total):
+        s = conns[i % 4]
+        s.sendall(req)
+        response(s)
 for s in conns:
     s.close()
 PY

@@ -828,8 +828,8 @@ impl HookRun {
     }
 
     /// Ends the request's context and returns a pooled instance to its pool.
-    pub fn finish(self) {
-        let log = self.session.finish();
+    pub fn finish(mut self: Box<Self>) {
+        let log = self.session.end();
         report(&self.hook, &log);
     }
 }

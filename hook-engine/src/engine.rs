@@ -320,14 +320,11 @@ impl HookSession {
             return failure;
         }
         let ticks = self.engine.ticker.ticks_for(self.timeout);
-        match self.run_inner(ticks, parts, fields) {
-            Err(failure) => {
+        self.run_inner(ticks, parts, fields)
+            .unwrap_or_else(|failure| {
                 self.discard();
                 self.failed(failure)
-            }
-            Ok((_, Some(response))) => HookOutcome::LocalResponse(response),
-            Ok((changes, None)) => HookOutcome::Continue(changes),
-        }
+            })
     }
 
     /// The hook log so far.
@@ -338,6 +335,12 @@ impl HookSession {
     /// Ends the request's context, returns the instance to its pool, and hands back the
     /// complete hook log.
     pub fn finish(mut self) -> Vec<LogRecord> {
+        self.end()
+    }
+
+    /// [`HookSession::finish`] in place, for a session kept in a box or a struct
+    /// (nothing moved): the session is spent, and dropping it does nothing more.
+    pub fn end(&mut self) -> Vec<LogRecord> {
         self.release();
         std::mem::take(&mut self.log)
     }
@@ -355,9 +358,9 @@ impl HookSession {
 
     /// Loads the parts into the instance's call data, runs the phase's callbacks and
     /// writes the guest's edits into the parts when it continued, all while the
-    /// instance is held. Returns the edits and the guest's local response, if any; an
-    /// error when the instance could not be checked out or the call failed (the parts
-    /// untouched either way).
+    /// instance is held. Returns the guest's decision (its edits, or its local
+    /// response); an error when the instance could not be checked out or the call
+    /// failed (the parts untouched either way).
     ///
     /// The call data stays in the store between phases, so its vectors keep their
     /// capacity and nothing of its size is moved per call; it is cleared when the phase
@@ -367,7 +370,7 @@ impl HookSession {
         ticks: u64,
         parts: &mut P,
         fields: &dyn Fields,
-    ) -> Result<(Changes, Option<LocalResponse>), CallFailure> {
+    ) -> Result<HookOutcome, CallFailure> {
         self.checkout(ticks)?;
         let existing = self.http_context;
         let mut held = match &mut self.lease {
@@ -409,7 +412,10 @@ impl HookSession {
         call.end_phase();
         drop(held);
         self.http_context = Some(ran?);
-        Ok((changes, local))
+        Ok(match local {
+            Some(response) => HookOutcome::LocalResponse(response),
+            None => HookOutcome::Continue(changes),
+        })
     }
 
     /// Makes sure the session has an instance: its own, the thread's shared one (started
@@ -1068,7 +1074,17 @@ mod tests {
             changes.headers.iter().collect::<Vec<_>>(),
             [HeaderEdit::Add(b"x", b"1")]
         );
+        // The phase's end clears every map it touched, the trailers it was not
+        // lent included, so the next phase starts on clear maps.
         call.end_phase();
+        for map in [
+            MapType::RequestHeaders,
+            MapType::RequestTrailers,
+            MapType::ResponseHeaders,
+            MapType::ResponseTrailers,
+        ] {
+            assert!(call.map(map).is_clear(), "{map:?}");
+        }
         // Not kept: nothing comes back.
         as_guest(&pseudo, &mut call, &NoFields, |call| {
             call.map(MapType::RequestHeaders).replace(b":path", b"/x");

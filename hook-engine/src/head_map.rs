@@ -21,8 +21,9 @@ pub(crate) struct HeadMap {
     /// Whether `regular` is the map. Until the first read it is not: the map is
     /// then the lent fields with `edits` replayed on them.
     loaded: bool,
-    /// Bytes of the lent fields, once a size check needed them.
-    lent_size: Option<usize>,
+    /// Bytes of the lent pseudo-headers and of the lent fields, once a size
+    /// check needed them.
+    lent_size: Option<(usize, usize)>,
     /// The guest's writes to the regular headers, in order.
     pub edits: HeaderEdits,
     /// Length of `edits` past which it is folded.
@@ -70,8 +71,9 @@ impl HeadMap {
         self.regular.extend_from(regular);
     }
 
-    /// Whether the map is as [`HeadMap::clear`] leaves it.
-    fn is_clear(&self) -> bool {
+    /// Whether the map is as [`HeadMap::clear`] leaves it (a map a phase never
+    /// started or touched).
+    pub fn is_clear(&self) -> bool {
         self.pseudo.is_empty()
             && self.pseudo_loaded
             && self.regular.is_empty()
@@ -166,23 +168,32 @@ impl HeadMap {
         }
     }
 
-    /// At least the map's size in bytes, without loading it: the lent fields plus
-    /// whatever the edits wrote.
+    /// At least the map's size in bytes, without loading it: the lent head (its
+    /// pseudo-headers and fields, measured once per phase) plus whatever the
+    /// edits wrote.
     pub fn size_bound(&mut self) -> usize {
+        if self.pseudo_loaded && self.loaded {
+            return self.pseudo.size() + self.regular.size();
+        }
+        let (lent_pseudo, lent_fields) = *self.lent_size.get_or_insert_with(|| {
+            with_lent(|lent| {
+                lent.map_or((0, 0), |l| {
+                    let pseudo = l.pseudo.iter().map(|(n, v)| n.len() + v.len()).sum();
+                    (pseudo, l.fields.size())
+                })
+            })
+        });
         let pseudo = if self.pseudo_loaded {
             self.pseudo.size()
         } else {
-            with_lent(|lent| {
-                lent.map_or(0, |l| l.pseudo.iter().map(|(n, v)| n.len() + v.len()).sum())
-            })
+            lent_pseudo
         };
-        if self.loaded {
-            return pseudo + self.regular.size();
-        }
-        let lent = *self
-            .lent_size
-            .get_or_insert_with(|| with_lent(|l| l.map_or(0, |l| l.fields.size())));
-        pseudo + lent + self.edits.written()
+        let regular = if self.loaded {
+            self.regular.size()
+        } else {
+            lent_fields + self.edits.written()
+        };
+        pseudo + regular
     }
 
     /// `proxy_add_header_map_value` (name checked and lowercase).

@@ -165,9 +165,14 @@ impl HeaderList {
         e.pair(&self.bytes)
     }
 
-    /// Whether `e` is named exactly `name` (lengths compared first).
+    /// Whether `e` is named exactly `name` (lengths compared first, and only the
+    /// name sliced).
     fn is_named(&self, e: &Entry, name: &[u8]) -> bool {
-        e.name_len as usize == name.len() && self.pair(e).0 == name
+        e.name_len as usize == name.len()
+            && self
+                .bytes
+                .get(e.name as usize..e.name as usize + name.len())
+                == Some(name)
     }
 
     pub fn iter(&self) -> Iter<'_> {

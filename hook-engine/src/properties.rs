@@ -53,16 +53,21 @@ impl<'a> Segments<'a> {
     /// (`request.headers.x-user`: header names may hold dots, so everything after
     /// `headers.` stays one segment). False when there are too many segments.
     pub(crate) fn split(&mut self, path: &'a [u8]) -> bool {
-        let mut last: &[u8] = &[];
-        for part in path.split(|b| *b == 0).filter(|s| !s.is_empty()) {
-            last = part;
-            if !self.push(part) {
-                return false;
+        let mut start = 0;
+        for (at, byte) in path.iter().enumerate() {
+            if *byte == 0 {
+                if at > start && !self.push(&path[start..at]) {
+                    return false;
+                }
+                start = at + 1;
             }
+        }
+        if start < path.len() && !self.push(&path[start..]) {
+            return false;
         }
         if self.len == 1 {
             self.len = 0;
-            return self.split_dotted(last);
+            return self.split_dotted(self.parts[0]);
         }
         true
     }
@@ -192,14 +197,20 @@ fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
     let mut text = [0u8; 22];
     let mut at = text.len();
     let mut prepend = |n: u16, before: u8| {
-        let mut n = n;
-        loop {
+        let mut n = usize::from(n);
+        let mut pair = |two: usize, at: &mut usize| {
+            *at -= 2;
+            text[*at..*at + 2].copy_from_slice(&DIGIT_PAIRS[2 * two..2 * two + 2]);
+        };
+        while n >= 100 {
+            pair(n % 100, &mut at);
+            n /= 100;
+        }
+        if n >= 10 {
+            pair(n, &mut at);
+        } else {
             at -= 1;
-            text[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+            text[at] = b'0' + n as u8;
         }
         at -= 1;
         text[at] = before;
@@ -212,6 +223,18 @@ fn address_text(address: std::net::SocketAddr, out: &mut Vec<u8>) {
     prepend(u16::from(a), 0);
     out.extend_from_slice(&text[at + 1..]);
 }
+
+/// `00` to `99`: numbers are written two digits per division.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
 
 fn strip_query(path: &[u8]) -> &[u8] {
     match path.iter().position(|b| *b == b'?') {
@@ -239,6 +262,8 @@ mod tests {
             "0.0.0.0:65535",
             "255.255.255.255:65535",
             "1.22.103.9:7",
+            "9.99.100.10:1000",
+            "100.1.10.0:100",
             "[::1]:8080",
         ] {
             let address: std::net::SocketAddr = text.parse().expect("address");

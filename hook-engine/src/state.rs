@@ -91,7 +91,10 @@ impl CallData {
             &mut self.response_headers,
             &mut self.response_trailers,
         ] {
-            map.clear();
+            // Most phases leave three of the four maps untouched.
+            if !map.is_clear() {
+                map.clear();
+            }
         }
         self.request_body.clear();
         self.response_body.clear();
