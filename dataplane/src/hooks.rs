@@ -524,8 +524,8 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let mut session = match open(host, hook, metrics, &caller) {
-        Ok(session) => session,
+    let mut hook_run = match open(host, hook, metrics, &caller) {
+        Ok(hook_run) => hook_run,
         Err(skipped) => return *skipped,
     };
     let mut parts = RequestParts::default();
@@ -560,9 +560,9 @@ where
         }
     }
     let outcome;
-    (session, parts, outcome) = run(hook.inline, session, parts, |s, p| s.on_request(p)).await;
+    (hook_run, parts, outcome) = run(hook_run, parts, |s, p| s.on_request(p)).await;
     let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-    HookRun::boxed(session, hook, metrics).request_step(req, parts.body, outcome, rebuild)
+    hook_run.request_step(req, parts.body, outcome, rebuild)
 }
 
 /// The request phase of a hook that [`CompiledHook::runs_now`]: on the worker, with the
@@ -574,24 +574,28 @@ pub fn request_phase_now<B>(
     caller: Caller<'_>,
     req: &mut Request<B>,
 ) -> RequestStep {
-    let mut session = match open(host, hook, metrics, &caller) {
-        Ok(session) => session,
+    let mut hook_run = match open(host, hook, metrics, &caller) {
+        Ok(hook_run) => hook_run,
         Err(skipped) => return *skipped,
     };
-    let outcome = session.on_request_lent(request_pseudo(req), &MapFields(req.headers()));
-    HookRun::boxed(session, hook, metrics).request_step(req, None, outcome, None)
+    let outcome = hook_run
+        .session
+        .on_request_lent(request_pseudo(req), &MapFields(req.headers()));
+    hook_run.request_step(req, None, outcome, None)
 }
 
 /// Opens the session of `hook` for a request (both ways of running it start here),
-/// nothing run yet. When the hook cannot run (module missing or invalid, engine
+/// nothing run yet, in the box it keeps to the end (a run that goes on to the
+/// response phase is carried in it, so the session is never moved). When the hook
+/// cannot run (module missing or invalid, engine
 /// down): the step its policy gives, its failure answer or the request forwarded
 /// untouched (boxed: the rare way).
 fn open(
     host: &HookHost,
-    hook: &CompiledHook,
-    metrics: &WorkerMetrics,
+    hook: &Arc<CompiledHook>,
+    metrics: &Arc<WorkerMetrics>,
     caller: &Caller<'_>,
-) -> Result<HookSession, Box<RequestStep>> {
+) -> Result<Box<HookRun>, Box<RequestStep>> {
     let engine = match &hook.runnable {
         Ok(spec) => host.engine().map(|engine| (spec, engine)),
         Err(reason) => Err(format!("hook {} cannot run: {reason}", hook.id)),
@@ -605,7 +609,11 @@ fn open(
             }))
         }
     };
-    Ok(engine.session(spec, request_context(hook, caller)))
+    Ok(Box::new(HookRun {
+        session: engine.session(spec, request_context(hook, caller)),
+        hook: hook.clone(),
+        metrics: metrics.clone(),
+    }))
 }
 
 /// What the guest learns about the request beyond its head (`request.id` is the
@@ -621,20 +629,6 @@ fn request_context(hook: &CompiledHook, caller: &Caller<'_>) -> RequestContext {
 }
 
 impl HookRun {
-    /// Boxed from the start: a run that goes on to the response phase is kept in
-    /// this box, so the session is not moved again.
-    fn boxed(
-        session: HookSession,
-        hook: &Arc<CompiledHook>,
-        metrics: &Arc<WorkerMetrics>,
-    ) -> Box<Self> {
-        Box::new(Self {
-            session,
-            hook: hook.clone(),
-            metrics: metrics.clone(),
-        })
-    }
-
     /// Turns the request phase's outcome into the step the proxy takes: the guest's
     /// edits written into `req` (with this run kept for the response phase when the
     /// guest has one), or the answer. `rebuild` is there when the body was buffered
@@ -702,7 +696,7 @@ impl HookRun {
     /// upstream's fields (a name parse, hash and insert each) is saved. Otherwise the
     /// fields move into the map.
     pub async fn response_phase<B>(
-        mut self: Box<Self>,
+        self: Box<Self>,
         host: &HookHost,
         resp: &mut Response<B>,
         raw: &mut Option<RawFields>,
@@ -737,12 +731,9 @@ impl HookRun {
                 }
             }
         }
-        let inline = self.hook.inline;
-        let session = self.session;
-        let (session, parts, outcome) = run(inline, session, parts, |s, p| s.on_response(p)).await;
-        self.session = session;
+        let (this, parts, outcome) = run(self, parts, |s, p| s.on_response(p)).await;
         let rebuild: Option<&dyn Fn(Bytes) -> B> = if buffered { Some(&rebuild) } else { None };
-        self.response_step(resp, raw, parts.body, outcome, rebuild)
+        this.response_step(resp, raw, parts.body, outcome, rebuild)
     }
 
     /// The response phase of a hook that [`CompiledHook::runs_now`] (see
@@ -834,20 +825,20 @@ impl HookRun {
     }
 }
 
-/// Runs one phase inline or on the blocking pool (see the module docs).
+/// Runs one phase of `hook_run` inline or on the blocking pool (see the module
+/// docs), as its hook says.
 async fn run<P: Send + 'static>(
-    inline: bool,
-    mut session: HookSession,
+    mut hook_run: Box<HookRun>,
     mut parts: P,
     phase: fn(&mut HookSession, &mut P) -> HookOutcome,
-) -> (HookSession, P, HookOutcome) {
-    if inline {
-        let outcome = phase(&mut session, &mut parts);
-        return (session, parts, outcome);
+) -> (Box<HookRun>, P, HookOutcome) {
+    if hook_run.hook.inline {
+        let outcome = phase(&mut hook_run.session, &mut parts);
+        return (hook_run, parts, outcome);
     }
     let task = tokio::task::spawn_blocking(move || {
-        let outcome = phase(&mut session, &mut parts);
-        (session, parts, outcome)
+        let outcome = phase(&mut hook_run.session, &mut parts);
+        (hook_run, parts, outcome)
     });
     match task.await {
         Ok(done) => done,
