@@ -159,7 +159,6 @@ impl HookEngine {
             key: PoolKey::of(&context.container_id, spec),
             pooled: !spec.fresh_instance,
             shared: !spec.fresh_instance && spec.shared_instance,
-            module: spec.module.clone(),
             timeout: spec.timeout,
             policy: spec.policy,
             context,
@@ -243,13 +242,13 @@ impl HookEngine {
 /// session into `spawn_blocking` (it is `Send`).
 pub struct HookSession {
     engine: Arc<EngineInner>,
-    /// The spec's identity (plugin, root id, configuration, container).
+    /// The spec's identity (plugin, root id, configuration, container) and its
+    /// compiled module.
     key: PoolKey,
     /// Whether the instance goes back to the pool (not `fresh_instance`).
     pooled: bool,
     /// Whether the pooled instance is this thread's shared one (`shared_instance`).
     shared: bool,
-    module: Arc<CompiledModule>,
     timeout: Duration,
     policy: FailurePolicy,
     /// Lent to the instance's call data while a phase runs.
@@ -462,7 +461,7 @@ impl HookSession {
         let start = || {
             HookInstance::start(
                 &self.engine.wasm,
-                &self.module,
+                self.key.module(),
                 self.key.plugin(),
                 self.engine.services.clone(),
                 ticks,
@@ -523,7 +522,7 @@ impl HookSession {
                 let Some(context) = context else { return };
                 // Nothing of the guest runs at the end of a context: no need to
                 // wait for the instance.
-                if !self.module.ends_contexts {
+                if !self.key.module().ends_contexts {
                     return;
                 }
                 let Some(mut instance) = shared.lock() else {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 
+use crate::compile::CompiledModule;
 use crate::instance::HookInstance;
 use crate::outcome::HookSpec;
 use crate::state::PluginInfo;
@@ -22,21 +23,41 @@ use crate::state::PluginInfo;
 #[derive(Debug, Clone)]
 pub(crate) struct PoolKey(Arc<KeyFields>);
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct KeyFields {
     container: String,
+    /// The module's sha256: what makes two keys' modules the same.
     module: String,
+    /// The compiled module itself, for starting instances of the key (a session
+    /// takes it from its key rather than holding a reference of its own).
+    compiled: Arc<CompiledModule>,
     plugin: String,
     root_id: String,
     config: Vec<u8>,
     hash: u64,
 }
 
+/// Keys are equal when their fields are, the compiled module aside: two modules
+/// of one sha256 are the same module.
+impl PartialEq for KeyFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && self.container == other.container
+            && self.module == other.module
+            && self.plugin == other.plugin
+            && self.root_id == other.root_id
+            && self.config == other.config
+    }
+}
+
+impl Eq for KeyFields {}
+
 impl PoolKey {
     pub fn new(container: &str, spec: &HookSpec) -> Self {
         let mut fields = KeyFields {
             container: container.to_string(),
             module: spec.module.sha256().to_string(),
+            compiled: spec.module.clone(),
             plugin: spec.name.clone(),
             root_id: spec.root_id.clone(),
             config: spec.config.clone(),
@@ -72,7 +93,7 @@ impl PoolKey {
     fn describes(&self, container: &str, spec: &HookSpec) -> bool {
         let k = &self.0;
         k.container == container
-            && k.module == spec.module.sha256()
+            && (Arc::ptr_eq(&k.compiled, &spec.module) || k.module == spec.module.sha256())
             && k.plugin == spec.name
             && k.root_id == spec.root_id
             && k.config == spec.config
@@ -80,6 +101,11 @@ impl PoolKey {
 
     pub fn container(&self) -> &str {
         &self.0.container
+    }
+
+    /// The compiled module instances of this key run.
+    pub fn module(&self) -> &Arc<CompiledModule> {
+        &self.0.compiled
     }
 
     /// The plugin identity an instance of this key starts with.
@@ -429,6 +455,9 @@ mod tests {
 
         // Equal fields make equal keys whatever their allocation.
         assert_eq!(PoolKey::new("c1", &spec), first);
+        // The compiled module in a key may change inside, but neither the key's
+        // hash nor its equality looks at it.
+        #[allow(clippy::mutable_key_type)]
         let mut map: KeyMap<u8> = KeyMap::default();
         map.insert(first, 1);
         assert_eq!(map.get(&PoolKey::new("c1", &spec)), Some(&1));
