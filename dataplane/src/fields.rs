@@ -130,25 +130,25 @@ impl RawFields {
             || self.added.iter().any(|(n, _)| named(n))
     }
 
-    /// Appends the fields to `map`, leaving out those `skip` names (it is
-    /// given lowercase names).
-    pub fn append_to(&self, map: &mut HeaderMap, skip: impl Fn(&HeaderName) -> bool) {
+    /// Appends the fields to `map`, leaving out those `skip` refuses (it is
+    /// given each lowercase name, and whether the field is hop-by-hop).
+    pub fn append_to(&self, map: &mut HeaderMap, skip: impl Fn(&HeaderName, bool) -> bool) {
         map.reserve(self.spans.len() + self.added.len());
         // The head's values are slices of its bytes (no copy); added ones are copied.
         let head = self.spans.iter().map(|span| {
             let (start, len) = span.value;
             let value = self.bytes.slice(start as usize..(start + len) as usize);
-            (self.slice(span.name), value)
+            (self.slice(span.name), value, span.hop_by_hop)
         });
         let added = self
             .added
             .iter()
-            .map(|(name, value)| (name, Bytes::copy_from_slice(value)));
-        for (name, value) in head.chain(added) {
+            .map(|(name, value)| (name, Bytes::copy_from_slice(value), is_hop_by_hop(name)));
+        for (name, value, hop_by_hop) in head.chain(added) {
             let Ok(name) = HeaderName::from_bytes(name) else {
                 continue;
             };
-            if skip(&name) {
+            if skip(&name, hop_by_hop) {
                 continue;
             }
             if let Ok(value) = HeaderValue::from_maybe_shared(value) {
@@ -185,9 +185,7 @@ impl RawFields {
             .into_iter()
             .filter_map(|n| HeaderName::from_bytes(n).ok())
             .collect();
-        self.append_to(map, |name| {
-            is_hop_by_hop(name.as_str().as_bytes()) || named.contains(name)
-        });
+        self.append_to(map, |name, hop_by_hop| hop_by_hop || named.contains(name));
     }
 }
 
@@ -393,7 +391,7 @@ mod tests {
     fn the_map_gets_every_field_but_the_skipped_ones() {
         let f = fields(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-A: 1\r\nX-A: \xe9t\xe9\r\n\r\n");
         let mut map = HeaderMap::new();
-        f.append_to(&mut map, |n| is_hop_by_hop(n.as_str().as_bytes()));
+        f.append_to(&mut map, |n, _| is_hop_by_hop(n.as_str().as_bytes()));
         assert!(map.get("connection").is_none());
         let values: Vec<&[u8]> = map.get_all("x-a").iter().map(|v| v.as_bytes()).collect();
         assert_eq!(values, [&b"1"[..], b"\xe9t\xe9"]);

@@ -530,8 +530,6 @@ where
     };
     let mut parts = RequestParts::default();
     fill_request_parts(&mut parts, req);
-    // The phase may run on another thread: it takes a copy of the headers along.
-    MapFields(req.headers()).fill(&mut parts.headers);
     let buffered = hook.callbacks().request_body && !req.body().is_end_stream();
     if buffered {
         let body = std::mem::replace(req.body_mut(), rebuild(Bytes::new()));
@@ -707,9 +705,7 @@ impl HookRun {
         B::Error: std::fmt::Display,
     {
         let mut parts = ResponseParts::default();
-        parts.reset(resp.status().as_u16());
-        // The phase may run on another thread: it takes a copy of the headers along.
-        ResponseFields::of(resp, raw.as_ref()).fill(&mut parts.headers);
+        fill_response_parts(&mut parts, resp, raw.as_ref());
         let buffered = self.hook.callbacks().response_body && !resp.body().is_end_stream();
         if buffered {
             let body = std::mem::replace(resp.body_mut(), rebuild(Bytes::new()));
@@ -772,9 +768,9 @@ impl HookRun {
                 // and the edits are replayed there.
                 let appended = rebuild.is_none()
                     && raw.as_ref().is_some_and(|raw| {
-                        changes.headers.only_append(|name| {
-                            present(resp.headers(), name) || present_raw(raw, name)
-                        })
+                        changes
+                            .headers
+                            .only_append(|name| present(resp.headers(), name) || raw.contains(name))
                     });
                 match raw.as_mut() {
                     Some(raw) if appended => {
@@ -879,11 +875,18 @@ fn report(hook: &CompiledHook, log: &[LogRecord]) {
     }
 }
 
-/// Fills `parts` with the request's pseudo-headers (its headers are copied from
-/// [`MapFields`]).
+/// Fills `parts` with a copy of the request's head, for a phase that may run on
+/// another thread (the synchronous one borrows the head instead).
 fn fill_request_parts<B>(parts: &mut RequestParts, req: &Request<B>) {
     let pseudo = request_pseudo(req);
     parts.reset(pseudo.method, pseudo.path, pseudo.authority, pseudo.scheme);
+    MapFields(req.headers()).fill(&mut parts.headers);
+}
+
+/// Fills `parts` with a copy of the response's head (see [`fill_request_parts`]).
+fn fill_response_parts<B>(parts: &mut ResponseParts, resp: &Response<B>, raw: Option<&RawFields>) {
+    parts.reset(resp.status().as_u16());
+    ResponseFields::of(resp, raw).fill(&mut parts.headers);
 }
 
 /// The request's pseudo-headers as a guest sees them, borrowed from its head.
@@ -972,11 +975,6 @@ fn map_size(map: &HeaderMap) -> usize {
 /// is cheaper than the parse and hash of a lookup.
 fn present(map: &HeaderMap, name: &[u8]) -> bool {
     map.keys().any(|key| key.as_str().as_bytes() == name)
-}
-
-/// Whether the raw fields have one named `name`.
-fn present_raw(raw: &RawFields, name: &[u8]) -> bool {
-    raw.contains(name)
 }
 
 /// Moves raw fields into the map (a guest edit needs them there).
@@ -1332,7 +1330,7 @@ mod tests {
         // The raw fields' size is bounded by their head's length, not counted.
         assert_eq!(fields.count(), 2);
         assert!(fields.size() >= lent.size() && fields.size() <= bytes.len() + 6);
-        assert!(present_raw(&raw, b"x-up") && !present_raw(&raw, b"x-map"));
+        assert!(raw.contains(b"x-up") && !raw.contains(b"x-map"));
         assert!(present(resp_head.headers(), b"x-map"));
     }
 

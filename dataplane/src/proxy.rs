@@ -818,7 +818,7 @@ fn upstream_response(
         let mut resp = Response::new(ProxyBody::Tunnel(Some((*up).into_tunnel())));
         *resp.status_mut() = head.status;
         // A 101 keeps its Connection and Upgrade: they say what it switches to.
-        head.fields.append_to(resp.headers_mut(), |_| false);
+        head.fields.append_to(resp.headers_mut(), |_, _| false);
         return Ok(resp);
     }
     let ret = Return {

@@ -634,21 +634,21 @@ fn restore_trailers(trailers: &mut HeaderList, map: &mut HeadMap) {
 }
 
 /// The request pseudo-headers the guest rewrote, compared with the `current`
-/// method, path and authority: only the first value of each counts.
-fn rewrite_of(head: &mut HeadMap, current: [&str; 3]) -> Option<Box<Rewrite>> {
+/// ones: only the first value of each counts.
+fn rewrite_of(head: &mut HeadMap, current: &RequestPseudo<'_>) -> Option<Box<Rewrite>> {
     if !head.pseudo_written {
         return None;
     }
     let mut rewrite = Rewrite::default();
     let mut seen = [false; 3];
     for (name, value) in head.pseudo().iter() {
-        let (at, slot) = match name {
-            b":method" => (0, &mut rewrite.method),
-            b":path" => (1, &mut rewrite.path),
-            b":authority" => (2, &mut rewrite.authority),
+        let (at, slot, now) = match name {
+            b":method" => (0, &mut rewrite.method, current.method),
+            b":path" => (1, &mut rewrite.path, current.path),
+            b":authority" => (2, &mut rewrite.authority, current.authority),
             _ => continue,
         };
-        if let Some(changed) = changed_pseudo(&mut seen[at], value, current[at]) {
+        if let Some(changed) = changed_pseudo(&mut seen[at], value, now) {
             *slot = Some(changed);
         }
     }
@@ -657,16 +657,8 @@ fn rewrite_of(head: &mut HeadMap, current: [&str; 3]) -> Option<Box<Rewrite>> {
     rewritten.then(|| Box::new(rewrite))
 }
 
-/// The request pseudo-headers as the guest sees them.
-fn request_pseudo([method, path, authority, scheme]: [&str; 4]) -> [(&'static str, &[u8]); 4] {
-    [
-        (":method", method.as_bytes()),
-        (":path", path.as_bytes()),
-        (":authority", authority.as_bytes()),
-        (":scheme", scheme.as_bytes()),
-    ]
-}
-
+/// Owned request parts are their pseudo-headers ([`RequestPseudo`]) plus a body
+/// and trailers: each step is the lent head's, then theirs.
 impl PhaseParts for RequestParts {
     const PHASE: Phase = Phase::Request;
 
@@ -675,7 +667,7 @@ impl PhaseParts for RequestParts {
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
-        call.request_headers.begin_lent();
+        self.pseudo().load(call);
         if let Some(body) = &self.body {
             call.request_body.extend_from_slice(body);
         }
@@ -684,29 +676,15 @@ impl PhaseParts for RequestParts {
     }
 
     fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
-        call(&request_pseudo([
-            &self.method,
-            &self.path,
-            &self.authority,
-            &self.scheme,
-        ]))
+        self.pseudo().with_pseudo(call)
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        let mut changes = self.pseudo().restore(call, kept);
         if !kept {
-            return Changes::default();
+            return changes;
         }
-        let current = [
-            self.method.as_str(),
-            self.path.as_str(),
-            self.authority.as_str(),
-        ];
-        let rewrite = rewrite_of(&mut call.request_headers, current);
-        restore_trailers(&mut self.trailers, &mut call.request_trailers);
-        if call.request_body_replaced {
-            self.body = Some(std::mem::take(&mut call.request_body));
-        }
-        if let Some(rewrite) = &rewrite {
+        if let Some(rewrite) = &changes.rewrite {
             for (field, changed) in [
                 (&mut self.method, &rewrite.method),
                 (&mut self.path, &rewrite.path),
@@ -717,18 +695,30 @@ impl PhaseParts for RequestParts {
                 }
             }
         }
-        Changes {
-            headers: std::mem::take(&mut call.request_headers.edits),
-            body_replaced: call.request_body_replaced,
-            rewrite,
-            status: None,
+        restore_trailers(&mut self.trailers, &mut call.request_trailers);
+        if call.request_body_replaced {
+            self.body = Some(std::mem::take(&mut call.request_body));
+            changes.body_replaced = true;
         }
+        changes
     }
 }
 
 impl OwnedParts for RequestParts {
     fn headers_mut(&mut self) -> &mut HeaderList {
         &mut self.headers
+    }
+}
+
+impl RequestParts {
+    /// The parts' pseudo-headers, as a lent head would give them.
+    fn pseudo(&self) -> RequestPseudo<'_> {
+        RequestPseudo {
+            method: &self.method,
+            path: &self.path,
+            authority: &self.authority,
+            scheme: &self.scheme,
+        }
     }
 }
 
@@ -745,12 +735,12 @@ impl PhaseParts for RequestPseudo<'_> {
     }
 
     fn with_pseudo<R>(&self, call: impl FnOnce(&[(&str, &[u8])]) -> R) -> R {
-        call(&request_pseudo([
-            self.method,
-            self.path,
-            self.authority,
-            self.scheme,
-        ]))
+        call(&[
+            (":method", self.method.as_bytes()),
+            (":path", self.path.as_bytes()),
+            (":authority", self.authority.as_bytes()),
+            (":scheme", self.scheme.as_bytes()),
+        ])
     }
 
     /// Trailers and a body the guest wrote have nowhere to go: the body streams
@@ -759,9 +749,8 @@ impl PhaseParts for RequestPseudo<'_> {
         if !kept {
             return Changes::default();
         }
-        let current = [self.method, self.path, self.authority];
         Changes {
-            rewrite: rewrite_of(&mut call.request_headers, current),
+            rewrite: rewrite_of(&mut call.request_headers, self),
             headers: std::mem::take(&mut call.request_headers.edits),
             body_replaced: false,
             status: None,
@@ -775,6 +764,8 @@ impl OwnedParts for ResponseParts {
     }
 }
 
+/// Owned response parts are their status ([`ResponseStatus`]) plus a body and
+/// trailers, as for the request.
 impl PhaseParts for ResponseParts {
     const PHASE: Phase = Phase::Response;
 
@@ -783,7 +774,7 @@ impl PhaseParts for ResponseParts {
     }
 
     fn load(&self, call: &mut CallData) -> (Option<usize>, usize) {
-        call.response_headers.begin_lent();
+        ResponseStatus(self.status).load(call);
         if let Some(body) = &self.body {
             call.response_body.extend_from_slice(body);
         }
@@ -796,23 +787,19 @@ impl PhaseParts for ResponseParts {
     }
 
     fn restore(&mut self, call: &mut CallData, kept: bool) -> Changes {
+        let mut changes = ResponseStatus(self.status).restore(call, kept);
         if !kept {
-            return Changes::default();
+            return changes;
         }
-        let status = status_of(&mut call.response_headers, self.status);
-        if let Some(status) = status {
+        if let Some(status) = changes.status {
             self.status = status;
         }
         restore_trailers(&mut self.trailers, &mut call.response_trailers);
         if call.response_body_replaced {
             self.body = Some(std::mem::take(&mut call.response_body));
+            changes.body_replaced = true;
         }
-        Changes {
-            headers: std::mem::take(&mut call.response_headers.edits),
-            body_replaced: call.response_body_replaced,
-            rewrite: None,
-            status,
-        }
+        changes
     }
 }
 
@@ -905,7 +892,7 @@ mod tests {
     use super::*;
     use crate::abi::MapType;
     use crate::edits::HeaderEdit;
-    use crate::fields::NoFields;
+    use crate::fields::{lend_in_test, NoFields};
 
     fn list(pairs: &[(&str, &str)]) -> HeaderList {
         pairs.iter().copied().collect()
@@ -921,15 +908,7 @@ mod tests {
     ) -> usize {
         parts.load(call);
         parts.with_pseudo(|pseudo| {
-            let context = RequestContext::default();
-            lend(
-                &Lent {
-                    fields,
-                    pseudo,
-                    context: &context,
-                },
-                || guest(call),
-            );
+            lend_in_test(fields, pseudo, || guest(call));
             pseudo.len() + fields.count()
         })
     }

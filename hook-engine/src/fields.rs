@@ -105,6 +105,25 @@ pub(crate) fn with_lent<R>(read: impl for<'x> FnOnce(Option<&'x Lent<'x>>) -> R)
     read(pointer.map(|p| unsafe { p.as_ref() }))
 }
 
+/// Runs `call` as a guest call would run, with these fields and pseudo-headers
+/// lent and no request context: for tests of what host functions do with a lend.
+#[cfg(test)]
+pub(crate) fn lend_in_test<R>(
+    fields: &dyn Fields,
+    pseudo: &[(&str, &[u8])],
+    call: impl FnOnce() -> R,
+) -> R {
+    let context = RequestContext::default();
+    lend(
+        &Lent {
+            fields,
+            pseudo,
+            context: &context,
+        },
+        call,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,21 +278,7 @@ impl HeadMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{lend, Fields, Lent};
-    use crate::outcome::RequestContext;
-
-    /// Runs `call` as a guest call with these fields and pseudo-headers lent.
-    fn as_guest(fields: &dyn Fields, pseudo: &[(&str, &[u8])], call: impl FnOnce()) {
-        let context = RequestContext::default();
-        lend(
-            &Lent {
-                fields,
-                pseudo,
-                context: &context,
-            },
-            call,
-        );
-    }
+    use crate::fields::lend_in_test as as_guest;
 
     fn list(pairs: &[(&str, &str)]) -> HeaderList {
         pairs.iter().copied().collect()

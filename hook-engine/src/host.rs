@@ -362,23 +362,22 @@ fn put_map_value(
     let name = guest_slice(guest, kp, kl)?;
     let value = guest_slice(guest, vp, vl)?;
     let uppercase = refuse_invalid(state, name, value)?;
-    if !uppercase {
-        return put_checked(state, map, name, value, replace);
-    }
-    with_lowercase(state, name, |state, name| {
+    with_lowercase(state, name, uppercase, |state, name| {
         put_checked(state, map, name, value, replace)
     })
 }
 
 /// Runs `f` with `name` lowercased, as the maps and the edit log keep names.
-/// Guests mostly write lowercase names already: those are used in place; others
-/// are lowercased into the state's scratch buffer, nothing allocated.
+/// Guests mostly write lowercase names already (`uppercase` false): those are
+/// used in place; others are lowercased into the state's scratch buffer, nothing
+/// allocated.
 fn with_lowercase<R>(
     state: &mut HostState,
     name: &[u8],
+    uppercase: bool,
     f: impl FnOnce(&mut HostState, &[u8]) -> R,
 ) -> R {
-    if !name.iter().any(u8::is_ascii_uppercase) {
+    if !uppercase {
         return f(state, name);
     }
     let mut lower = std::mem::take(&mut state.scratch);
@@ -422,7 +421,10 @@ fn remove_map_value(c: &mut Ctx<'_>, map: i32, kp: i32, kl: i32) -> HostResult {
     let memory = c.data().guest.memory.ok_or(Status::InternalFailure)?;
     let (guest, state) = memory.data_and_store_mut(&mut *c);
     let key = guest_slice(guest, kp, kl)?;
-    with_lowercase(state, key, |state, key| state.call.map(map).remove(key));
+    let uppercase = key.iter().any(u8::is_ascii_uppercase);
+    with_lowercase(state, key, uppercase, |state, key| {
+        state.call.map(map).remove(key)
+    });
     Ok(())
 }
 

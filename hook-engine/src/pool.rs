@@ -26,24 +26,23 @@ pub(crate) struct PoolKey(Arc<KeyFields>);
 #[derive(Debug)]
 struct KeyFields {
     container: String,
-    /// The module's sha256: what makes two keys' modules the same.
-    module: String,
-    /// The compiled module itself, for starting instances of the key (a session
-    /// takes it from its key rather than holding a reference of its own).
-    compiled: Arc<CompiledModule>,
+    /// The compiled module, for starting instances of the key (a session takes it
+    /// from its key rather than holding a reference of its own); its sha256 is
+    /// what makes two keys' modules the same.
+    module: Arc<CompiledModule>,
     plugin: String,
     root_id: String,
     config: Vec<u8>,
     hash: u64,
 }
 
-/// Keys are equal when their fields are, the compiled module aside: two modules
+/// Keys are equal when their fields are, modules compared by sha256: two modules
 /// of one sha256 are the same module.
 impl PartialEq for KeyFields {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash
             && self.container == other.container
-            && self.module == other.module
+            && self.module.sha256() == other.module.sha256()
             && self.plugin == other.plugin
             && self.root_id == other.root_id
             && self.config == other.config
@@ -56,8 +55,7 @@ impl PoolKey {
     pub fn new(container: &str, spec: &HookSpec) -> Self {
         let mut fields = KeyFields {
             container: container.to_string(),
-            module: spec.module.sha256().to_string(),
-            compiled: spec.module.clone(),
+            module: spec.module.clone(),
             plugin: spec.name.clone(),
             root_id: spec.root_id.clone(),
             config: spec.config.clone(),
@@ -66,7 +64,7 @@ impl PoolKey {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (
             &fields.container,
-            &fields.module,
+            fields.module.sha256(),
             &fields.plugin,
             &fields.root_id,
             &fields.config,
@@ -93,7 +91,7 @@ impl PoolKey {
     fn describes(&self, container: &str, spec: &HookSpec) -> bool {
         let k = &self.0;
         k.container == container
-            && (Arc::ptr_eq(&k.compiled, &spec.module) || k.module == spec.module.sha256())
+            && (Arc::ptr_eq(&k.module, &spec.module) || k.module.sha256() == spec.module.sha256())
             && k.plugin == spec.name
             && k.root_id == spec.root_id
             && k.config == spec.config
@@ -105,7 +103,7 @@ impl PoolKey {
 
     /// The compiled module instances of this key run.
     pub fn module(&self) -> &Arc<CompiledModule> {
-        &self.0.compiled
+        &self.0.module
     }
 
     /// The plugin identity an instance of this key starts with.

@@ -325,6 +325,7 @@ macro_rules! on_request {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn property_paths_are_nul_separated() {
@@ -337,8 +338,6 @@ mod tests {
         assert_eq!(encoded.len(), deep.len() + 1);
         assert!(encoded.iter().all(|b| *b == b'a' || *b == 0));
     }
-
-    use super::*;
 
     #[test]
     fn actions_build_replies() {
